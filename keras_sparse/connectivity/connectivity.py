@@ -1,0 +1,723 @@
+"""The `Connectivity` object: which inputs feed which outputs."""
+
+from __future__ import annotations
+
+import base64
+import warnings
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Connectivity", "EmptyOutputWarning", "as_connectivity"]
+
+_EMPTY_OUTPUT_POLICIES = ("warn", "raise", "ignore")
+
+
+class EmptyOutputWarning(UserWarning):
+    """Some outputs of a `Connectivity` have no input at all."""
+
+
+def _fmt_list(items: Sequence[Any], limit: int = 10) -> str:
+    shown = ", ".join(repr(x) for x in list(items)[:limit])
+    more = len(items) - limit
+    return f"[{shown}{f', ... ({more} more)' if more > 0 else ''}]"
+
+
+def _check_names(names: Any, expected: int, argument: str) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    if isinstance(names, str):
+        raise TypeError(
+            f"`{argument}` must be a sequence of strings, not a single string. "
+            f"Received: {argument}={names!r}"
+        )
+    try:
+        names = tuple(names)
+    except TypeError:
+        raise TypeError(
+            f"`{argument}` must be a sequence of strings. "
+            f"Received: {argument} of type {type(names).__name__}"
+        ) from None
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        # Names from pandas/NumPy often arrive as numpy.str_; accept those.
+        if all(isinstance(n, np.str_) for n in bad):
+            names = tuple(str(n) for n in names)
+        else:
+            raise TypeError(
+                f"`{argument}` must contain only strings. Received non-string "
+                f"entries {_fmt_list(bad)} (types "
+                f"{sorted({type(b).__name__ for b in bad})}). Convert them with "
+                "`[str(n) for n in names]` if that is what you mean."
+            )
+    if len(names) != expected:
+        raise ValueError(
+            f"`{argument}` must have one name per {argument.split('_')[0]} "
+            f"({expected}). Received {len(names)} names."
+        )
+    seen: dict[str, int] = {}
+    dups = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        if seen[n] == 2:
+            dups.append(n)
+    if dups:
+        raise ValueError(
+            f"`{argument}` must be unique, but {len(dups)} name(s) occur more "
+            f"than once: {_fmt_list(dups)}. Aggregate or rename the duplicates "
+            "first."
+        )
+    return names
+
+
+def _check_index_array(values: Any, argument: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(
+            f"`{argument}` must be a 1-D array of integer indices. "
+            f"Received an array of shape {arr.shape}."
+        )
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and (
+            np.all(arr == np.round(arr))
+        ):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(
+                f"`{argument}` must hold integer indices. Received dtype "
+                f"{arr.dtype}."
+            )
+    return arr.astype(np.int64, copy=False)
+
+
+class Connectivity:
+    """An immutable description of which inputs feed which outputs.
+
+    A `Connectivity` is a sparse 0/1 matrix of shape `(num_inputs,
+    num_outputs)`, oriented like a `keras.layers.Dense` kernel: entry
+    `(i, j)` is 1 when input `i` feeds output `j`. It holds the `nnz`
+    connections as two integer index arrays in a canonical order, sorted by
+    output, then by input (column-major, the order of a CSC matrix), and
+    optional names for the inputs and outputs (for example genes and
+    pathways).
+
+    The constructor takes COO indices; the class methods build one from a
+    dense array (`from_dense`), a SciPy sparse matrix (`from_scipy`), a
+    pandas DataFrame (`from_dataframe`), an edge list (`from_edges`) or gene
+    sets (`keras_sparse.connectivity.from_gene_sets`). Generators of random
+    and structured patterns live in `keras_sparse.connectivity`.
+
+    Args:
+        input_indices: 1-D integer array-like, the input (row) index of
+            each connection, each in `[0, num_inputs)`.
+        output_indices: 1-D integer array-like of the same length, the
+            output (column) index of each connection, each in
+            `[0, num_outputs)`.
+        shape: `(num_inputs, num_outputs)`, two positive integers.
+        input_names: optional sequence of `num_inputs` unique strings.
+        output_names: optional sequence of `num_outputs` unique strings.
+        empty_outputs: what to do when some outputs have no input:
+            `"warn"` (default, an `EmptyOutputWarning` naming them),
+            `"raise"` (a `ValueError`) or `"ignore"`.
+
+    Raises:
+        ValueError: if `shape` is not two positive integers, the index
+            arrays differ in length, an index is negative or out of range,
+            a connection is listed twice, names do not match the shape or
+            are not unique, or (with `empty_outputs="raise"`) an output has
+            no input.
+        TypeError: if indices are not integers or names not strings.
+
+    Example:
+
+    >>> c = Connectivity([0, 1, 2], [0, 0, 1], shape=(3, 2))
+    >>> c.nnz, c.density, c.fan_in.tolist()
+    (3, 0.5, [2, 1])
+    """
+
+    __slots__ = (
+        "_input_indices",
+        "_output_indices",
+        "_shape",
+        "_input_names",
+        "_output_names",
+        "_fan_in",
+        "_fan_out",
+    )
+
+    def __init__(
+        self,
+        input_indices: Any,
+        output_indices: Any,
+        shape: tuple[int, int],
+        input_names: Sequence[str] | None = None,
+        output_names: Sequence[str] | None = None,
+        empty_outputs: str = "warn",
+    ):
+        shape = self._check_shape(shape)
+        rows = _check_index_array(input_indices, "input_indices")
+        cols = _check_index_array(output_indices, "output_indices")
+        if rows.shape != cols.shape:
+            raise ValueError(
+                "`input_indices` and `output_indices` must have the same "
+                f"length. Received {rows.size} and {cols.size}."
+            )
+        for arr, bound, arg in (
+            (rows, shape[0], "input_indices"),
+            (cols, shape[1], "output_indices"),
+        ):
+            if arr.size == 0:
+                continue
+            bad = np.flatnonzero((arr < 0) | (arr >= bound))
+            if bad.size:
+                raise ValueError(
+                    f"`{arg}` must lie in [0, {bound}) for shape={shape}. "
+                    f"Received {bad.size} index(es) out of range, e.g. "
+                    f"{arg}[{bad[0]}]={arr[bad[0]]}. Indices are 0-based."
+                )
+        # Canonical order: by output, then input (CSC order).
+        order = np.lexsort((rows, cols))
+        rows, cols = rows[order], cols[order]
+        if rows.size > 1:
+            dup = np.flatnonzero((rows[1:] == rows[:-1]) & (cols[1:] == cols[:-1]))
+            if dup.size:
+                pairs = [(int(rows[d]), int(cols[d])) for d in dup]
+                raise ValueError(
+                    f"A connection may be listed only once, but {dup.size} "
+                    f"(input, output) pair(s) are duplicated: {_fmt_list(pairs)}. "
+                    "Remove the duplicates (e.g. with `numpy.unique`)."
+                )
+        index_dtype = np.int32 if max(shape) < 2**31 else np.int64
+        self._input_indices = rows.astype(index_dtype)
+        self._output_indices = cols.astype(index_dtype)
+        self._input_indices.flags.writeable = False
+        self._output_indices.flags.writeable = False
+        self._shape = shape
+        self._input_names = _check_names(input_names, shape[0], "input_names")
+        self._output_names = _check_names(output_names, shape[1], "output_names")
+        self._fan_in = np.bincount(cols, minlength=shape[1]).astype(np.int64)
+        self._fan_out = np.bincount(rows, minlength=shape[0]).astype(np.int64)
+        self._fan_in.flags.writeable = False
+        self._fan_out.flags.writeable = False
+        self._check_empty_outputs(empty_outputs)
+
+    # ------------------------------------------------------------------ checks
+    @staticmethod
+    def _check_shape(shape: Any) -> tuple[int, int]:
+        try:
+            dims = tuple(shape)
+        except TypeError:
+            dims = None
+        if (
+            dims is None
+            or len(dims) != 2
+            or not all(isinstance(d, (int, np.integer)) and d > 0 for d in dims)
+        ):
+            raise ValueError(
+                "`shape` must be `(num_inputs, num_outputs)`, two positive "
+                f"integers. Received: shape={shape!r}"
+            )
+        return int(dims[0]), int(dims[1])
+
+    def _check_empty_outputs(self, policy: str) -> None:
+        if policy not in _EMPTY_OUTPUT_POLICIES:
+            raise ValueError(
+                f"`empty_outputs` must be one of {_EMPTY_OUTPUT_POLICIES}. "
+                f"Received: empty_outputs={policy!r}"
+            )
+        empty = np.flatnonzero(self._fan_in == 0)
+        if empty.size == 0 or policy == "ignore":
+            return
+        labels = (
+            [self._output_names[i] for i in empty]
+            if self._output_names is not None
+            else [int(i) for i in empty]
+        )
+        message = (
+            f"{empty.size} of {self.num_outputs} outputs have no input at all "
+            f"(their value is the bias only): {_fmt_list(labels)}."
+        )
+        if policy == "raise":
+            raise ValueError(
+                message + " Pass `empty_outputs='warn'` or 'ignore' to allow them."
+            )
+        warnings.warn(
+            message + " Pass `empty_outputs='ignore'` to silence this.",
+            EmptyOutputWarning,
+            stacklevel=3,
+        )
+
+    # ------------------------------------------------------------ constructors
+    @classmethod
+    def from_dense(
+        cls,
+        array: Any,
+        input_names: Sequence[str] | None = None,
+        output_names: Sequence[str] | None = None,
+        empty_outputs: str = "warn",
+    ) -> Connectivity:
+        """Builds a `Connectivity` from a dense 0/1 or boolean matrix.
+
+        Args:
+            array: array-like of shape `(num_inputs, num_outputs)` holding
+                only 0/1 (any numeric dtype) or booleans.
+            input_names, output_names, empty_outputs: as in `Connectivity`.
+
+        Returns:
+            A `Connectivity` with `nnz = count_nonzero(array)`.
+
+        Raises:
+            ValueError: if the array is not 2-D, is empty, or holds values
+                other than 0/1 (NaN included).
+        """
+        arr = np.asarray(array)
+        if arr.ndim != 2:
+            raise ValueError(
+                "A dense connectivity must be a 2-D array of shape "
+                f"(num_inputs, num_outputs). Received an array of shape "
+                f"{arr.shape} (ndim={arr.ndim})."
+            )
+        if arr.dtype == object or not (
+            arr.dtype == bool or np.issubdtype(arr.dtype, np.number)
+        ):
+            raise TypeError(
+                "A dense connectivity must hold 0/1 or booleans. Received "
+                f"dtype {arr.dtype}."
+            )
+        if arr.dtype != bool:
+            bad = ~((arr == 0) | (arr == 1))
+            if bad.any():
+                where = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(
+                    "A dense connectivity must hold only 0 and 1 (or booleans). "
+                    f"Received {int(bad.sum())} other value(s), e.g. "
+                    f"{arr[where]!r} at {where}. Binarize it first, e.g. "
+                    "`array != 0`."
+                )
+        rows, cols = np.nonzero(arr)
+        return cls(
+            rows,
+            cols,
+            shape=arr.shape,
+            input_names=input_names,
+            output_names=output_names,
+            empty_outputs=empty_outputs,
+        )
+
+    @classmethod
+    def from_scipy(
+        cls,
+        matrix: Any,
+        input_names: Sequence[str] | None = None,
+        output_names: Sequence[str] | None = None,
+        empty_outputs: str = "warn",
+    ) -> Connectivity:
+        """Builds a `Connectivity` from a SciPy sparse matrix or array.
+
+        Every stored entry must be 1 (or `True`); explicit zeros are
+        rejected rather than dropped, so nothing is silently lost.
+
+        Args:
+            matrix: `scipy.sparse` matrix/array of shape
+                `(num_inputs, num_outputs)`, any format.
+            input_names, output_names, empty_outputs: as in `Connectivity`.
+
+        Raises:
+            ValueError: on stored values other than 1 or duplicate entries.
+        """
+        import scipy.sparse as sp
+
+        if not sp.issparse(matrix):
+            raise TypeError(
+                "`matrix` must be a scipy.sparse matrix or array. Received "
+                f"{type(matrix).__name__}."
+            )
+        coo = sp.coo_array(matrix)
+        data = np.asarray(coo.data)
+        if data.size and not np.all(data == 1):
+            bad = data[data != 1]
+            raise ValueError(
+                "A sparse connectivity must store only 1 (or True) entries. "
+                f"Received {bad.size} other stored value(s), e.g. {bad[0]!r}. "
+                "Call `matrix.eliminate_zeros()` and binarize it first."
+            )
+        return cls(
+            coo.row,
+            coo.col,
+            shape=coo.shape,
+            input_names=input_names,
+            output_names=output_names,
+            empty_outputs=empty_outputs,
+        )
+
+    @classmethod
+    def from_dataframe(cls, frame: Any, empty_outputs: str = "warn") -> Connectivity:
+        """Builds a `Connectivity` from a 0/1 pandas DataFrame.
+
+        The index gives the input names (e.g. genes), the columns the
+        output names (e.g. pathways).
+
+        Raises:
+            TypeError: if `frame` is not a `pandas.DataFrame`.
+            ValueError: as in `from_dense`, or on duplicate names.
+        """
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(
+                "`frame` must be a pandas.DataFrame. Received "
+                f"{type(frame).__name__}."
+            )
+        return cls.from_dense(
+            frame.to_numpy(),
+            input_names=[str(x) for x in frame.index],
+            output_names=[str(x) for x in frame.columns],
+            empty_outputs=empty_outputs,
+        )
+
+    @classmethod
+    def from_edges(
+        cls,
+        edges: Any,
+        shape: tuple[int, int] | None = None,
+        input_names: Sequence[str] | None = None,
+        output_names: Sequence[str] | None = None,
+        empty_outputs: str = "warn",
+    ) -> Connectivity:
+        """Builds a `Connectivity` from an edge list.
+
+        Args:
+            edges: a sequence of `(input, output)` pairs, or an array of
+                shape `(nnz, 2)`. Pairs are either integer indices (then
+                `shape` is required) or names (then `input_names` and
+                `output_names` are required, and every name must be
+                among them).
+            shape: `(num_inputs, num_outputs)` for index pairs. With name
+                pairs it is taken from the name lists.
+            input_names, output_names, empty_outputs: as in `Connectivity`.
+
+        Raises:
+            ValueError: if pairs do not have two entries, names are unknown,
+                `shape` is missing for index pairs, or as in `Connectivity`.
+        """
+        arr = np.asarray(list(edges) if not isinstance(edges, np.ndarray) else edges)
+        if arr.size == 0:
+            arr = arr.reshape(0, 2)
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise ValueError(
+                "`edges` must be (input, output) pairs, i.e. an array of "
+                f"shape (nnz, 2). Received shape {arr.shape}."
+            )
+        if arr.dtype.kind in "USO":
+            if input_names is None or output_names is None:
+                raise ValueError(
+                    "`edges` holds names, so `input_names` and `output_names` "
+                    "must both be given (they fix the order and the shape)."
+                )
+            in_names = _check_names(input_names, len(tuple(input_names)), "input_names")
+            out_names = _check_names(
+                output_names, len(tuple(output_names)), "output_names"
+            )
+            assert in_names is not None and out_names is not None
+            in_pos = {n: i for i, n in enumerate(in_names)}
+            out_pos = {n: i for i, n in enumerate(out_names)}
+            rows = np.empty(arr.shape[0], dtype=np.int64)
+            cols = np.empty(arr.shape[0], dtype=np.int64)
+            unknown_in, unknown_out = [], []
+            for k, (a, b) in enumerate(arr):
+                rows[k] = in_pos.get(str(a), -1)
+                cols[k] = out_pos.get(str(b), -1)
+                if rows[k] < 0:
+                    unknown_in.append(str(a))
+                if cols[k] < 0:
+                    unknown_out.append(str(b))
+            if unknown_in or unknown_out:
+                raise ValueError(
+                    "Every name in `edges` must be in `input_names` / "
+                    f"`output_names`. Unknown inputs ({len(unknown_in)}): "
+                    f"{_fmt_list(unknown_in)}; unknown outputs "
+                    f"({len(unknown_out)}): {_fmt_list(unknown_out)}."
+                )
+            shape = (len(in_names), len(out_names))
+        else:
+            if shape is None:
+                raise ValueError(
+                    "`shape=(num_inputs, num_outputs)` is required when `edges` "
+                    "holds integer indices (it cannot be guessed: trailing "
+                    "inputs or outputs may have no edge)."
+                )
+            rows, cols = arr[:, 0], arr[:, 1]
+        return cls(
+            rows,
+            cols,
+            shape=shape,
+            input_names=input_names,
+            output_names=output_names,
+            empty_outputs=empty_outputs,
+        )
+
+    # -------------------------------------------------------------- properties
+    @property
+    def shape(self) -> tuple[int, int]:
+        """`(num_inputs, num_outputs)`."""
+        return self._shape
+
+    @property
+    def num_inputs(self) -> int:
+        return self._shape[0]
+
+    @property
+    def num_outputs(self) -> int:
+        return self._shape[1]
+
+    @property
+    def nnz(self) -> int:
+        """Number of connections."""
+        return int(self._input_indices.size)
+
+    @property
+    def density(self) -> float:
+        """`nnz / (num_inputs * num_outputs)`, in [0, 1]."""
+        return self.nnz / (self._shape[0] * self._shape[1])
+
+    @property
+    def input_indices(self) -> np.ndarray:
+        """Read-only `(nnz,)` integer array: the input of each connection."""
+        return self._input_indices
+
+    @property
+    def output_indices(self) -> np.ndarray:
+        """Read-only `(nnz,)` integer array: the output of each connection."""
+        return self._output_indices
+
+    @property
+    def fan_in(self) -> np.ndarray:
+        """Read-only `(num_outputs,)` int64 array: inputs per output."""
+        return self._fan_in
+
+    @property
+    def fan_out(self) -> np.ndarray:
+        """Read-only `(num_inputs,)` int64 array: outputs per input."""
+        return self._fan_out
+
+    @property
+    def input_names(self) -> tuple[str, ...] | None:
+        return self._input_names
+
+    @property
+    def output_names(self) -> tuple[str, ...] | None:
+        return self._output_names
+
+    @property
+    def indptr(self) -> np.ndarray:
+        """`(num_outputs + 1,)` CSC column pointers: the connections of
+        output `j` are `[indptr[j], indptr[j + 1])`."""
+        out = np.zeros(self._shape[1] + 1, dtype=np.int64)
+        np.cumsum(self._fan_in, out=out[1:])
+        return out
+
+    # ----------------------------------------------------------------- exports
+    def to_dense(self, dtype: Any = bool) -> np.ndarray:
+        """Returns the `(num_inputs, num_outputs)` 0/1 matrix as NumPy."""
+        out = np.zeros(self._shape, dtype=dtype)
+        out[self._input_indices, self._output_indices] = 1
+        return out
+
+    def to_scipy(self, format: str = "csc") -> Any:
+        """Returns a `scipy.sparse` array of ones (`format`: csc, csr, coo)."""
+        import scipy.sparse as sp
+
+        coo = sp.coo_array(
+            (
+                np.ones(self.nnz, dtype=np.float32),
+                (self._input_indices, self._output_indices),
+            ),
+            shape=self._shape,
+        )
+        return coo.asformat(format)
+
+    def to_edge_table(self) -> Any:
+        """Returns a pandas DataFrame with one row per connection.
+
+        Columns: `input` and `output` (names, or the indices when unnamed),
+        `input_index`, `output_index`. Rows are in the canonical order
+        (by output, then input), the order of a layer's kernel values.
+        """
+        import pandas as pd
+
+        rows, cols = self._input_indices, self._output_indices
+        in_labels = (
+            np.asarray(self._input_names, dtype=object)[rows]
+            if self._input_names is not None
+            else rows
+        )
+        out_labels = (
+            np.asarray(self._output_names, dtype=object)[cols]
+            if self._output_names is not None
+            else cols
+        )
+        return pd.DataFrame(
+            {
+                "input": in_labels,
+                "output": out_labels,
+                "input_index": rows,
+                "output_index": cols,
+            }
+        )
+
+    def with_names(
+        self,
+        input_names: Sequence[str] | None = None,
+        output_names: Sequence[str] | None = None,
+    ) -> Connectivity:
+        """Returns a copy with the given names (others kept)."""
+        return Connectivity(
+            self._input_indices,
+            self._output_indices,
+            self._shape,
+            input_names=input_names if input_names is not None else self._input_names,
+            output_names=(
+                output_names if output_names is not None else self._output_names
+            ),
+            empty_outputs="ignore",
+        )
+
+    # ------------------------------------------------------------- comparison
+    def same_edges(self, other: Connectivity) -> bool:
+        """True when `other` has the same shape and connections (names aside)."""
+        return (
+            self._shape == other._shape
+            and self.nnz == other.nnz
+            and bool(np.array_equal(self._input_indices, other._input_indices))
+            and bool(np.array_equal(self._output_indices, other._output_indices))
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Connectivity):
+            return NotImplemented
+        return (
+            self.same_edges(other)
+            and self._input_names == other._input_names
+            and self._output_names == other._output_names
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._shape, self.nnz, self.fingerprint()))
+
+    def fingerprint(self) -> str:
+        """A short hex digest of shape and connections (names excluded)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(np.asarray(self._shape, dtype="<i8").tobytes())
+        h.update(self._input_indices.astype("<i8").tobytes())
+        h.update(self._output_indices.astype("<i8").tobytes())
+        return h.hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        named = []
+        if self._input_names is not None:
+            named.append("input_names")
+        if self._output_names is not None:
+            named.append("output_names")
+        extra = f", named={'+'.join(named)}" if named else ""
+        return (
+            f"Connectivity(shape={self._shape}, nnz={self.nnz}, "
+            f"density={self.density:.4g}{extra})"
+        )
+
+    # ---------------------------------------------------------- serialization
+    def get_config(self) -> dict[str, Any]:
+        """A JSON-safe dict: connections delta-coded, zlib-compressed, base64.
+
+        The compact form is used for layer configs of moderate size; large
+        connectivities are stored in the saved file's variables instead (see
+        `SparseDense`).
+        """
+        fan = self._fan_in.astype("<u4")
+        rows = self._input_indices.astype(np.int64)
+        starts = self.indptr[:-1]
+        deltas = rows.copy()
+        if rows.size:
+            deltas[1:] = rows[1:] - rows[:-1]
+            # The first row of every column is stored absolute.
+            nonempty = starts[self._fan_in > 0]
+            deltas[nonempty] = rows[nonempty]
+        payload = fan.tobytes() + deltas.astype("<u4").tobytes()
+        config: dict[str, Any] = {
+            "shape": list(self._shape),
+            "nnz": self.nnz,
+            "encoding": "csc-delta-u32-zlib-base64",
+            "data": base64.b64encode(zlib.compress(payload, 9)).decode("ascii"),
+            "input_names": list(self._input_names) if self._input_names else None,
+            "output_names": list(self._output_names) if self._output_names else None,
+        }
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Connectivity:
+        """Inverse of `get_config`."""
+        shape = tuple(config["shape"])
+        if config.get("encoding") != "csc-delta-u32-zlib-base64":
+            raise ValueError(
+                "Unknown connectivity encoding "
+                f"{config.get('encoding')!r}; expected "
+                "'csc-delta-u32-zlib-base64'."
+            )
+        raw = zlib.decompress(base64.b64decode(config["data"]))
+        buf = np.frombuffer(raw, dtype="<u4").astype(np.int64)
+        n_out = int(shape[1])
+        fan = buf[:n_out]
+        deltas = buf[n_out:]
+        if deltas.size != int(config["nnz"]) or fan.sum() != deltas.size:
+            raise ValueError("Corrupted connectivity config: nnz does not match.")
+        cols = np.repeat(np.arange(n_out), fan)
+        indptr = np.concatenate([[0], np.cumsum(fan)])
+        rows = deltas.copy()
+        for j in np.flatnonzero(fan > 0):
+            s, e = indptr[j], indptr[j + 1]
+            rows[s:e] = np.cumsum(deltas[s:e])
+        return cls(
+            rows,
+            cols,
+            shape=shape,  # type: ignore[arg-type]
+            input_names=config.get("input_names"),
+            output_names=config.get("output_names"),
+            empty_outputs="ignore",
+        )
+
+
+def as_connectivity(value: Any, argument: str = "connectivity") -> Connectivity:
+    """Converts a `Connectivity`, dense 0/1 array, SciPy sparse matrix,
+    pandas DataFrame or a `get_config()` dict to a `Connectivity`.
+
+    Raises:
+        TypeError: for anything else, naming `argument`.
+    """
+    if isinstance(value, Connectivity):
+        return value
+    if isinstance(value, dict):
+        return Connectivity.from_config(value)
+    try:
+        import scipy.sparse as sp
+
+        if sp.issparse(value):
+            return Connectivity.from_scipy(value)
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        pass
+    try:
+        import pandas as pd
+
+        if isinstance(value, pd.DataFrame):
+            return Connectivity.from_dataframe(value)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return Connectivity.from_dense(value)
+    raise TypeError(
+        f"`{argument}` must be a keras_sparse.Connectivity, a dense 0/1 array "
+        "of shape (num_inputs, num_outputs), a scipy.sparse matrix or a pandas "
+        f"DataFrame. Received an object of type {type(value).__name__}."
+    )

@@ -1,0 +1,345 @@
+"""Generators of random and structured `Connectivity` patterns.
+
+Every random generator draws from `numpy.random.default_rng(seed)`, so the
+same seed gives the same pattern on every Keras backend and machine.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from keras_sparse.connectivity.connectivity import Connectivity
+
+__all__ = [
+    "random_connectivity",
+    "erdos_renyi_connectivity",
+    "banded_connectivity",
+    "block_diagonal_connectivity",
+    "full_connectivity",
+]
+
+
+def _check_positive_int(value: Any, argument: str, function: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(
+            f"The `{argument}` argument of `{function}` must be a positive "
+            f"integer. Got {value!r} instead."
+        )
+    return int(value)
+
+
+def _sample_positions(
+    rng: np.random.Generator, total: int, count: int, exclude: np.ndarray | None = None
+) -> np.ndarray:
+    """`count` distinct flat positions in `[0, total)`, avoiding `exclude`.
+
+    Memory grows with `count`, not `total` (rejection sampling of a few
+    extra draws, then de-duplication that keeps the draw order).
+    """
+    excluded = np.unique(exclude) if exclude is not None else np.empty(0, np.int64)
+    available = total - excluded.size
+    if count > available:
+        raise ValueError(f"Cannot draw {count} distinct positions from {available}.")
+    if count == 0:
+        return np.empty(0, dtype=np.int64)
+    if total <= 4 * (count + excluded.size) or total <= 1 << 22:
+        # Small or dense: permute the candidates directly.
+        mask = np.ones(total, dtype=bool)
+        mask[excluded] = False
+        candidates = np.flatnonzero(mask)
+        return np.sort(rng.choice(candidates, size=count, replace=False))
+    chosen = np.empty(0, dtype=np.int64)
+    while chosen.size < count:
+        need = count - chosen.size
+        draw = rng.integers(0, total, size=int(need * 1.1) + 16, dtype=np.int64)
+        merged = np.concatenate([chosen, draw])
+        _, first = np.unique(merged, return_index=True)
+        keep = np.sort(first)
+        merged = merged[keep]
+        if excluded.size:
+            merged = merged[~np.isin(merged, excluded)]
+        chosen = merged[:count]
+    return np.sort(chosen)
+
+
+def random_connectivity(
+    num_inputs: int,
+    num_outputs: int,
+    density: float | None = None,
+    nnz: int | None = None,
+    seed: int | None = None,
+    min_fan_in: int = 0,
+    input_names: Any = None,
+    output_names: Any = None,
+) -> Connectivity:
+    """Uniformly random connections with an exact `nnz` (or `density`).
+
+    The `nnz` connections are drawn uniformly without replacement among all
+    `num_inputs * num_outputs` pairs. With `min_fan_in=k`, every output
+    first receives `k` distinct random inputs, and the remaining
+    connections are drawn uniformly among the other pairs, so `nnz` is
+    still exact. Memory and time grow with `nnz`, not with
+    `num_inputs * num_outputs`.
+
+    Args:
+        num_inputs: positive int.
+        num_outputs: positive int.
+        density: float in (0, 1]; `nnz = round(density * num_inputs *
+            num_outputs)`. Give exactly one of `density` and `nnz`.
+        nnz: int in [0, num_inputs * num_outputs].
+        seed: seed of `numpy.random.default_rng`.
+        min_fan_in: int >= 0, the fewest inputs any output may have.
+        input_names, output_names: optional names, as in `Connectivity`.
+
+    Returns:
+        A `Connectivity` of shape `(num_inputs, num_outputs)`.
+
+    Raises:
+        ValueError: for non-positive sizes, a density outside (0, 1], both
+            or neither of `density`/`nnz`, or an `nnz` too small for
+            `min_fan_in * num_outputs` or larger than the matrix.
+
+    Example:
+
+    >>> c = random_connectivity(9180, 230, density=0.01, seed=0)
+    >>> c.nnz
+    21114
+    """
+    fn = "random_connectivity"
+    n_in = _check_positive_int(num_inputs, "num_inputs", fn)
+    n_out = _check_positive_int(num_outputs, "num_outputs", fn)
+    total = n_in * n_out
+    if (density is None) == (nnz is None):
+        raise ValueError(
+            f"Exactly one of `density` and `nnz` must be given to `{fn}`. "
+            f"Got density={density!r}, nnz={nnz!r}."
+        )
+    if density is not None:
+        if not isinstance(density, (float, int)) or not 0 < density <= 1:
+            raise ValueError(
+                f"The `density` argument of `{fn}` must be a float in (0, 1]. "
+                f"Got {density!r} instead."
+            )
+        nnz = int(round(density * total))
+    assert nnz is not None
+    if isinstance(nnz, bool) or not isinstance(nnz, (int, np.integer)) or not (
+        0 <= nnz <= total
+    ):
+        raise ValueError(
+            f"The `nnz` argument of `{fn}` must be an integer in [0, {total}]. "
+            f"Got {nnz!r} instead."
+        )
+    if isinstance(min_fan_in, bool) or not isinstance(min_fan_in, (int, np.integer)) or (
+        min_fan_in < 0 or min_fan_in > n_in
+    ):
+        raise ValueError(
+            f"The `min_fan_in` argument of `{fn}` must be an integer in "
+            f"[0, num_inputs={n_in}]. Got {min_fan_in!r} instead."
+        )
+    if min_fan_in * n_out > nnz:
+        raise ValueError(
+            f"`{fn}` cannot give each of {n_out} outputs at least "
+            f"{min_fan_in} inputs with only nnz={nnz} connections; raise "
+            f"`density`/`nnz` to at least {min_fan_in * n_out} or lower "
+            "`min_fan_in`."
+        )
+    rng = np.random.default_rng(seed)
+    base = np.empty(0, dtype=np.int64)
+    if min_fan_in:
+        # For each output, `min_fan_in` distinct inputs.
+        picks = np.stack(
+            [rng.choice(n_in, size=min_fan_in, replace=False) for _ in range(n_out)]
+        ).astype(np.int64)
+        base = np.sort((picks * n_out + np.arange(n_out)[:, None]).ravel())
+    extra = _sample_positions(rng, total, int(nnz) - base.size, exclude=base)
+    flat = np.concatenate([base, extra])
+    return Connectivity(
+        flat // n_out,
+        flat % n_out,
+        shape=(n_in, n_out),
+        input_names=input_names,
+        output_names=output_names,
+        empty_outputs="ignore" if min_fan_in else "warn",
+    )
+
+
+def erdos_renyi_connectivity(
+    num_inputs: int,
+    num_outputs: int,
+    epsilon: float = 20.0,
+    seed: int | None = None,
+    input_names: Any = None,
+    output_names: Any = None,
+) -> Connectivity:
+    """Erdős–Rényi random connections with SET's density rule.
+
+    Each pair is connected independently with probability
+    `p = epsilon * (num_inputs + num_outputs) / (num_inputs * num_outputs)`
+    (Mocanu et al. 2018), capped at 1. The number of connections is drawn
+    as `Binomial(num_inputs * num_outputs, p)` and the positions uniformly,
+    which is the same distribution without a dense draw.
+
+    Args:
+        num_inputs, num_outputs: positive ints.
+        epsilon: positive float, SET's sparsity parameter (default 20).
+        seed: seed of `numpy.random.default_rng`.
+        input_names, output_names: optional names.
+
+    Raises:
+        ValueError: for non-positive sizes or `epsilon`.
+
+    References:
+        Mocanu et al., "Scalable training of artificial neural networks with
+        adaptive sparse connectivity inspired by network science", Nature
+        Communications 9, 2383 (2018).
+    """
+    fn = "erdos_renyi_connectivity"
+    n_in = _check_positive_int(num_inputs, "num_inputs", fn)
+    n_out = _check_positive_int(num_outputs, "num_outputs", fn)
+    if not isinstance(epsilon, (int, float)) or not epsilon > 0 or math.isinf(epsilon):
+        raise ValueError(
+            f"The `epsilon` argument of `{fn}` must be a positive finite float. "
+            f"Got {epsilon!r} instead."
+        )
+    p = min(1.0, epsilon * (n_in + n_out) / (n_in * n_out))
+    rng = np.random.default_rng(seed)
+    total = n_in * n_out
+    nnz = int(rng.binomial(total, p))
+    flat = _sample_positions(rng, total, nnz)
+    return Connectivity(
+        flat // n_out,
+        flat % n_out,
+        shape=(n_in, n_out),
+        input_names=input_names,
+        output_names=output_names,
+    )
+
+
+def banded_connectivity(
+    num_inputs: int,
+    window: int,
+    stride: int | None = None,
+    num_outputs: int | None = None,
+    input_names: Any = None,
+    output_names: Any = None,
+) -> Connectivity:
+    """Locally connected pattern: output `j` sees a window of inputs.
+
+    Output `j` reads inputs `[j * stride, j * stride + window)`, clipped to
+    `num_inputs`, like a 1-D convolution with 'valid' padding but with
+    unshared weights (a locally connected layer).
+
+    Args:
+        num_inputs: positive int.
+        window: positive int, inputs per output.
+        stride: positive int, shift between consecutive outputs; defaults
+            to `window` (non-overlapping windows).
+        num_outputs: number of outputs; defaults to the number of full
+            windows, `(num_inputs - window) // stride + 1`.
+        input_names, output_names: optional names.
+
+    Raises:
+        ValueError: for non-positive arguments, `window > num_inputs`, or a
+            `num_outputs` whose last window would start past the inputs.
+    """
+    fn = "banded_connectivity"
+    n_in = _check_positive_int(num_inputs, "num_inputs", fn)
+    window = _check_positive_int(window, "window", fn)
+    stride = window if stride is None else _check_positive_int(stride, "stride", fn)
+    if window > n_in:
+        raise ValueError(
+            f"The `window` argument of `{fn}` must be at most num_inputs={n_in}. "
+            f"Got {window} instead."
+        )
+    max_out = (n_in - 1) // stride + 1
+    if num_outputs is None:
+        n_out = (n_in - window) // stride + 1
+    else:
+        n_out = _check_positive_int(num_outputs, "num_outputs", fn)
+        if n_out > max_out:
+            raise ValueError(
+                f"The `num_outputs` argument of `{fn}` must be at most {max_out} "
+                f"for num_inputs={n_in} and stride={stride} (output j starts at "
+                f"input j*stride). Got {n_out} instead."
+            )
+    starts = np.arange(n_out, dtype=np.int64) * stride
+    stops = np.minimum(starts + window, n_in)
+    lengths = stops - starts
+    cols = np.repeat(np.arange(n_out, dtype=np.int64), lengths)
+    offsets = np.arange(cols.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    rows = np.repeat(starts, lengths) + offsets
+    return Connectivity(
+        rows,
+        cols,
+        shape=(n_in, n_out),
+        input_names=input_names,
+        output_names=output_names,
+    )
+
+
+def block_diagonal_connectivity(
+    num_inputs: int,
+    num_outputs: int,
+    groups: int,
+    input_names: Any = None,
+    output_names: Any = None,
+) -> Connectivity:
+    """Block-diagonal pattern: `groups` independent blocks, as grouped layers.
+
+    Inputs and outputs are split into `groups` contiguous, equal parts, and
+    part `g` of the inputs feeds only part `g` of the outputs (the pattern
+    of a grouped convolution, Krizhevsky et al. 2012).
+
+    Raises:
+        ValueError: if a size is not positive or not divisible by `groups`.
+    """
+    fn = "block_diagonal_connectivity"
+    n_in = _check_positive_int(num_inputs, "num_inputs", fn)
+    n_out = _check_positive_int(num_outputs, "num_outputs", fn)
+    groups = _check_positive_int(groups, "groups", fn)
+    if n_in % groups or n_out % groups:
+        raise ValueError(
+            f"The `groups` argument of `{fn}` must divide both num_inputs={n_in} "
+            f"and num_outputs={n_out}. Got groups={groups}."
+        )
+    gi, go = n_in // groups, n_out // groups
+    g = np.arange(groups)
+    # All (input, output) pairs of each block.
+    block = (groups, gi, go)
+    rows = np.broadcast_to(g[:, None, None] * gi + np.arange(gi)[None, :, None], block)
+    cols = np.broadcast_to(g[:, None, None] * go + np.arange(go)[None, None, :], block)
+    return Connectivity(
+        rows.ravel(),
+        cols.ravel(),
+        shape=(n_in, n_out),
+        input_names=input_names,
+        output_names=output_names,
+    )
+
+
+def full_connectivity(
+    num_inputs: int,
+    num_outputs: int,
+    input_names: Any = None,
+    output_names: Any = None,
+) -> Connectivity:
+    """Every input feeds every output (`density == 1`).
+
+    Raises:
+        ValueError: for non-positive sizes.
+    """
+    fn = "full_connectivity"
+    n_in = _check_positive_int(num_inputs, "num_inputs", fn)
+    n_out = _check_positive_int(num_outputs, "num_outputs", fn)
+    rows = np.repeat(np.arange(n_in, dtype=np.int64), n_out)
+    cols = np.tile(np.arange(n_out, dtype=np.int64), n_in)
+    return Connectivity(
+        rows,
+        cols,
+        shape=(n_in, n_out),
+        input_names=input_names,
+        output_names=output_names,
+    )

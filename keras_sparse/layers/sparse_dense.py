@@ -1,0 +1,478 @@
+"""`SparseDense`: a Dense layer whose kernel exists only on given connections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_sparse.connectivity.connectivity import Connectivity, as_connectivity
+from keras_sparse.initializers.sparse_variance_scaling import (
+    SparseVarianceScaling,
+    kernel_values_initializer,
+)
+from keras_sparse.ops import portable as _kernels
+
+__all__ = ["SparseDense"]
+
+IMPLEMENTATIONS = ("auto", "sparse", "dense")
+
+# Connectivities whose compact encoding (indices + names) fits this budget
+# travel inside `get_config()`; larger ones only in the saved variables.
+_CONFIG_INLINE_BYTES = 256 * 1024
+# `kernel` refuses to materialize more dense entries than this.
+_MAX_DENSE_KERNEL_ENTRIES = 1 << 28
+
+
+def choose_implementation(
+    connectivity: Connectivity, backend: str | None = None
+) -> str:
+    """The kernel `implementation="auto"` uses for a connectivity.
+
+    Rule (from `benchmarks/`, training step, 2 CPU cores): the dense kernel
+    is used only when it is small (at most 2**24 entries, 64 MiB in float32)
+    and the connectivity is dense enough that a masked matmul wins:
+    density above 5 % on TensorFlow and JAX, above 0 on PyTorch, whose
+    portable segment-sum is slow. Otherwise the sparse kernel is used, whose
+    memory grows with `nnz`.
+    """
+    backend = backend or keras.backend.backend()
+    n_in, n_out = connectivity.shape
+    if n_in * n_out > (1 << 24):
+        return "sparse"
+    threshold = 0.0 if backend == "torch" else 0.05
+    return "dense" if connectivity.density > threshold else "sparse"
+
+
+class _PendingConnectivity:
+    """Shape and nnz of a connectivity that arrives with the saved weights."""
+
+    def __init__(self, shape: tuple[int, int], nnz: int, fingerprint: str | None):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.num_inputs, self.num_outputs = self.shape
+        self.nnz = int(nnz)
+        self.fingerprint = fingerprint
+
+
+@keras.saving.register_keras_serializable(package="keras_sparse")
+class SparseDense(keras.layers.Layer):
+    """A densely-shaped layer whose kernel exists only on given connections.
+
+    `SparseDense` computes `output = activation(inputs @ W + bias)` like
+    `keras.layers.Dense`, where `W` is a `(num_inputs, units)` kernel that is
+    zero, and has no parameter, wherever `connectivity` has no connection.
+    Only the `nnz` existing connections are trainable values
+    (`kernel_values`, in the connectivity's canonical order), so
+    `count_params()` is `nnz + units` (with bias), and no optimizer,
+    regularizer, constraint or reload can create a new connection.
+
+    Args:
+        units: positive int, the number of outputs; must equal
+            `connectivity.num_outputs`.
+        connectivity: a `keras_sparse.Connectivity` of shape
+            `(num_inputs, units)`, or anything `as_connectivity` accepts (a
+            dense 0/1 array, a SciPy sparse matrix, a pandas DataFrame).
+        activation: activation function or name; default none (linear).
+        use_bias: bool, whether every output has a bias (default True).
+        kernel_initializer: initializer of the connection weights. The
+            default, `SparseVarianceScaling(mode="fan_in")`, scales each
+            output unit by its own fan-in. Keras's `VarianceScaling` family
+            (`"glorot_uniform"`, `"he_normal"`, ...) is applied with the
+            dense kernel's fans, as in a `Dense` layer; elementwise
+            initializers apply as they are.
+        bias_initializer: initializer of the bias (default `"zeros"`).
+        kernel_regularizer: regularizer on the `(nnz,)` kernel values. The
+            absent connections are zero, so L1/L2 penalties equal those of
+            the dense masked kernel.
+        bias_regularizer: regularizer on the bias.
+        activity_regularizer: regularizer on the output.
+        kernel_constraint: constraint on the `(nnz,)` kernel values.
+            Elementwise constraints (e.g. `NonNeg`) act as on `Dense`; norm
+            constraints see the vector of all values, not one column.
+        bias_constraint: constraint on the bias.
+        implementation: `"auto"` (default; see `choose_implementation`),
+            `"sparse"` (gather + segment-sum, memory and work `O(batch *
+            nnz)`), or `"dense"` (scatter into a dense kernel, then matmul).
+            All give the same result.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Input shape:
+        N-D tensor `(..., num_inputs)`, float (float16, bfloat16 and
+        float32 policies are supported).
+
+    Output shape:
+        N-D tensor `(..., units)`.
+
+    Raises:
+        ValueError: if `units` is not a positive int or differs from
+            `connectivity.num_outputs`, `implementation` is unknown, the
+            input's last axis differs from `connectivity.num_inputs`, or a
+            loaded file holds a different connectivity than the layer's.
+        TypeError: if `connectivity` is of an unsupported type.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_sparse import Connectivity
+    >>> from keras_sparse.connectivity import random_connectivity
+    >>> from keras_sparse.layers import SparseDense
+    >>> conn = random_connectivity(9180, 230, density=0.01, seed=0)
+    >>> model = keras.Sequential([
+    ...     keras.Input((9180,)),
+    ...     SparseDense(230, conn, activation="relu"),
+    ...     keras.layers.Dense(1),
+    ... ])
+    >>> model.count_params()  # 21114 + 230 + 231, not 2.1 million
+    21575
+
+    References:
+        Unit-scaled sparse initialization: Evci et al., "Rigging the
+        Lottery", ICML 2020.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        connectivity: Any,
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = None,
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        implementation: str = "auto",
+        **kwargs: Any,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or (
+            units < 1
+        ):
+            raise ValueError(
+                "Received an invalid value for `units`, expected a positive "
+                f"integer. Received: units={units!r}"
+            )
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                "Received an invalid value for `implementation`, expected one of "
+                f"{IMPLEMENTATIONS}. Received: implementation={implementation!r}"
+            )
+        if isinstance(connectivity, dict) and connectivity.get("stored_with_weights"):
+            self._connectivity: Connectivity | _PendingConnectivity = (
+                _PendingConnectivity(
+                    connectivity["shape"],
+                    connectivity["nnz"],
+                    connectivity.get("fingerprint"),
+                )
+            )
+        else:
+            self._connectivity = as_connectivity(connectivity)
+        if self._connectivity.num_outputs != units:
+            raise ValueError(
+                f"`units` must equal `connectivity.num_outputs`. Received: "
+                f"units={units}, connectivity of shape "
+                f"{self._connectivity.shape} (num_outputs="
+                f"{self._connectivity.num_outputs})."
+            )
+        self.units = int(units)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer
+            if kernel_initializer is not None
+            else SparseVarianceScaling()
+        )
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.implementation = implementation
+        self.input_spec = keras.layers.InputSpec(
+            min_ndim=2, axes={-1: self._connectivity.num_inputs}
+        )
+        self.supports_masking = True
+        self._index_tensors: tuple[Any, Any, Any] | None = None
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape: Any) -> None:
+        num_inputs = input_shape[-1]
+        if num_inputs != self._connectivity.num_inputs:
+            raise ValueError(
+                "The last axis of the input must match "
+                f"`connectivity.num_inputs`={self._connectivity.num_inputs}. "
+                f"Received input shape {tuple(input_shape)}."
+            )
+        nnz = self._connectivity.nnz
+        if isinstance(self._connectivity, Connectivity):
+            initializer = kernel_values_initializer(
+                self.kernel_initializer, self._connectivity
+            )
+        else:
+            initializer = "zeros"  # Overwritten by the loaded weights.
+        self.kernel_values = self.add_weight(
+            name="kernel_values",
+            shape=(nnz,),
+            initializer=initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.units,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        else:
+            self.bias = None
+        self._make_index_tensors()
+
+    def _make_index_tensors(self) -> None:
+        conn = self._connectivity
+        if not isinstance(conn, Connectivity):
+            self._index_tensors = None
+            return
+        rows = conn.input_indices
+        cols = conn.output_indices
+        self._index_tensors = (
+            ops.convert_to_tensor(rows),
+            ops.convert_to_tensor(cols),
+            ops.convert_to_tensor(np.stack([rows, cols], axis=1)),
+        )
+
+    def _indices(self) -> tuple[Any, Any, Any]:
+        if self._index_tensors is None:
+            raise RuntimeError(
+                f"Layer '{self.name}' was rebuilt from a config that does not "
+                "carry its connectivity (it was too large to inline); load the "
+                "saved weights (`model.load_weights(...)` or "
+                "`keras.saving.load_model(...)`) before calling it."
+            )
+        return self._index_tensors
+
+    # ------------------------------------------------------------------- call
+    def call(self, inputs: Any) -> Any:
+        rows, cols, pairs = self._indices()
+        impl = self.resolved_implementation
+        values = ops.cast(self.kernel_values, inputs.dtype)
+        shape = self._connectivity.shape
+        if impl == "dense":
+            outputs = _kernels.masked_dense_matmul(inputs, values, pairs, shape)
+        else:
+            x = inputs
+            batch_shape = None
+            if len(inputs.shape) != 2:
+                batch_shape = ops.shape(inputs)[:-1]
+                x = ops.reshape(inputs, (-1, shape[0]))
+            outputs = _kernels.sparse_matmul(x, values, rows, cols, self.units)
+            if batch_shape is not None:
+                outputs = ops.reshape(outputs, tuple(batch_shape) + (self.units,))
+        if self.bias is not None:
+            outputs = ops.add(outputs, ops.cast(self.bias, outputs.dtype))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
+        return tuple(input_shape)[:-1] + (self.units,)
+
+    # ------------------------------------------------------------- inspection
+    @property
+    def connectivity(self) -> Connectivity:
+        """The layer's `Connectivity` (immutable)."""
+        if not isinstance(self._connectivity, Connectivity):
+            self._indices()  # raises the explanatory error
+        assert isinstance(self._connectivity, Connectivity)
+        return self._connectivity
+
+    @property
+    def nnz(self) -> int:
+        """Number of connections (trainable kernel values)."""
+        return self._connectivity.nnz
+
+    @property
+    def resolved_implementation(self) -> str:
+        """`"sparse"` or `"dense"`: the kernel this layer runs."""
+        if self.implementation != "auto":
+            return self.implementation
+        return choose_implementation(self.connectivity)
+
+    @property
+    def kernel(self) -> Any:
+        """The effective dense `(num_inputs, units)` kernel, zeros where absent.
+
+        For inspection: it is built on request (never on the sparse path).
+
+        Raises:
+            ValueError: if the dense kernel would exceed 2**28 entries;
+                use `kernel_values` or `edge_table()` instead.
+        """
+        n_in, n_out = self._connectivity.shape
+        if n_in * n_out > _MAX_DENSE_KERNEL_ENTRIES:
+            raise ValueError(
+                f"The dense kernel of layer '{self.name}' would have "
+                f"{n_in * n_out:,} entries; use `kernel_values` (the {self.nnz:,} "
+                "stored weights) or `edge_table()` instead."
+            )
+        _, _, pairs = self._indices()
+        return _kernels.densify(self.kernel_values, pairs, (n_in, n_out))
+
+    def edge_table(self) -> Any:
+        """One row per connection: `input`, `output`, `weight` (+ indices).
+
+        Returns:
+            A pandas DataFrame with columns `input`, `output` (names when
+            the connectivity has them, indices otherwise), `weight` (the
+            current float value), `input_index`, `output_index`, in the
+            canonical order (by output, then input).
+        """
+        table = self.connectivity.to_edge_table()
+        table.insert(2, "weight", ops.convert_to_numpy(self.kernel_values))
+        return table
+
+    # ---------------------------------------------------------- serialization
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        conn = self._connectivity
+        if isinstance(conn, Connectivity):
+            inline = conn.get_config()
+            size = len(inline["data"]) + sum(
+                len(n) + 4
+                for names in (inline["input_names"], inline["output_names"])
+                if names
+                for n in names
+            )
+            if size > _CONFIG_INLINE_BYTES:
+                inline = {
+                    "stored_with_weights": True,
+                    "shape": list(conn.shape),
+                    "nnz": conn.nnz,
+                    "fingerprint": conn.fingerprint(),
+                }
+            connectivity_config = inline
+        else:
+            connectivity_config = {
+                "stored_with_weights": True,
+                "shape": list(conn.shape),
+                "nnz": conn.nnz,
+                "fingerprint": conn.fingerprint,
+            }
+        config.update(
+            {
+                "units": self.units,
+                "connectivity": connectivity_config,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(
+                    self.kernel_regularizer
+                ),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": keras.constraints.serialize(
+                    self.kernel_constraint
+                ),
+                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                "implementation": self.implementation,
+            }
+        )
+        return config
+
+    def save_own_variables(self, store: Any) -> None:
+        super().save_own_variables(store)
+        conn = self.connectivity
+        store["input_indices"] = np.asarray(conn.input_indices)
+        store["output_indices"] = np.asarray(conn.output_indices)
+        store["shape"] = np.asarray(conn.shape, dtype=np.int64)
+        for key, names in (
+            ("input_names", conn.input_names),
+            ("output_names", conn.output_names),
+        ):
+            if names is not None:
+                data, offsets = _encode_names(names)
+                store[f"{key}_utf8"] = data
+                store[f"{key}_offsets"] = offsets
+
+    def load_own_variables(self, store: Any) -> None:
+        keys = set(store.keys())
+        if "input_indices" not in keys or "output_indices" not in keys:
+            raise ValueError(
+                f"The saved weights for layer '{self.name}' hold no connectivity "
+                "(no `input_indices`/`output_indices`); they were not written by "
+                "keras_sparse.layers.SparseDense."
+            )
+        shape = tuple(int(d) for d in np.asarray(store["shape"]))
+        names = {}
+        for key in ("input_names", "output_names"):
+            if f"{key}_utf8" in keys:
+                names[key] = _decode_names(
+                    np.asarray(store[f"{key}_utf8"]), np.asarray(store[f"{key}_offsets"])
+                )
+        saved = Connectivity(
+            np.asarray(store["input_indices"]),
+            np.asarray(store["output_indices"]),
+            shape=shape,  # type: ignore[arg-type]
+            input_names=names.get("input_names"),
+            output_names=names.get("output_names"),
+            empty_outputs="ignore",
+        )
+        current = self._connectivity
+        if isinstance(current, Connectivity):
+            if not current.same_edges(saved):
+                raise ValueError(
+                    f"Layer '{self.name}' has connectivity {current!r} but the "
+                    f"weights file holds {saved!r} (different connections). "
+                    "Build the layer with the connectivity it was saved with, or "
+                    "load the whole model with `keras.saving.load_model`."
+                )
+            for key in ("input_names", "output_names"):
+                ours, theirs = getattr(current, key), getattr(saved, key)
+                if ours is not None and theirs is not None and ours != theirs:
+                    raise ValueError(
+                        f"Layer '{self.name}': the `{key}` of its connectivity "
+                        "differ from those in the weights file; refusing to "
+                        "attach weights to differently named units."
+                    )
+            saved = current.with_names(
+                current.input_names or saved.input_names,
+                current.output_names or saved.output_names,
+            )
+        elif (
+            saved.shape != current.shape
+            or saved.nnz != current.nnz
+            or (current.fingerprint and saved.fingerprint() != current.fingerprint)
+        ):
+            raise ValueError(
+                f"Layer '{self.name}' expects a connectivity of shape "
+                f"{current.shape} with nnz={current.nnz} (fingerprint "
+                f"{current.fingerprint}) but the file holds {saved!r} "
+                f"(fingerprint {saved.fingerprint()})."
+            )
+        self._connectivity = saved
+        variables = [self.kernel_values] + ([self.bias] if self.use_bias else [])
+        for i, variable in enumerate(variables):
+            variable.assign(store[str(i)])
+        self._make_index_tensors()
+
+
+def _encode_names(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    encoded = [n.encode("utf-8") for n in names]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    data = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+    return data, offsets
+
+
+def _decode_names(data: np.ndarray, offsets: np.ndarray) -> list[str]:
+    raw = data.astype(np.uint8).tobytes()
+    return [
+        raw[offsets[k] : offsets[k + 1]].decode("utf-8") for k in range(offsets.size - 1)
+    ]

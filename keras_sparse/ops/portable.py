@@ -1,0 +1,65 @@
+"""Portable `keras.ops` kernels for `x @ W` with a sparse `W`.
+
+`W` is a `(num_inputs, num_outputs)` matrix with `nnz` stored values in
+COO form, sorted by output (CSC order): `values[e]` sits at
+`(input_indices[e], output_indices[e])`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keras import ops
+
+__all__ = ["sparse_matmul", "masked_dense_matmul", "densify"]
+
+
+def sparse_matmul(
+    x: Any,
+    values: Any,
+    input_indices: Any,
+    output_indices: Any,
+    num_outputs: int,
+) -> Any:
+    """Computes `x @ W` by gather -> multiply -> segment-sum.
+
+    Work and memory are `O(batch * nnz)`; no `(num_inputs, num_outputs)`
+    array is formed, in the forward pass or in the gradients that the
+    backend derives from it (a gather's gradient is a scatter-add into
+    `x`'s shape, a segment-sum's a gather).
+
+    Args:
+        x: `(batch, num_inputs)` float tensor.
+        values: `(nnz,)` tensor of the stored values, same dtype as `x`.
+        input_indices: `(nnz,)` int32/int64 tensor.
+        output_indices: `(nnz,)` int32/int64 tensor, sorted ascending.
+        num_outputs: Python int.
+
+    Returns:
+        `(batch, num_outputs)` tensor of `x`'s dtype.
+    """
+    # (nnz, batch): each connection reads one input across the batch.
+    gathered = ops.take(ops.transpose(x), input_indices, axis=0)
+    weighted = gathered * ops.expand_dims(values, 1)
+    summed = ops.segment_sum(weighted, output_indices, num_segments=num_outputs)
+    return ops.transpose(summed)
+
+
+def densify(values: Any, indices: Any, shape: tuple[int, int]) -> Any:
+    """Scatters `(nnz,)` values into a dense `shape` matrix (zeros elsewhere).
+
+    Args:
+        values: `(nnz,)` tensor.
+        indices: `(nnz, 2)` integer tensor of `(input, output)` positions.
+        shape: `(num_inputs, num_outputs)`.
+    """
+    return ops.scatter(indices, values, shape)
+
+
+def masked_dense_matmul(x: Any, values: Any, indices: Any, shape: tuple[int, int]) -> Any:
+    """Computes `x @ W` by scattering `W` into a dense kernel first.
+
+    Cost `O(num_inputs * num_outputs)` in memory and `O(batch * num_inputs *
+    num_outputs)` in work: fastest at high density on small layers.
+    """
+    return ops.matmul(x, densify(values, indices, shape))
