@@ -196,7 +196,7 @@ class SparseDense(keras.layers.Layer):
             min_ndim=2, axes={-1: self._connectivity.num_inputs}
         )
         self.supports_masking = True
-        self._index_tensors: tuple[Any, Any, Any] | None = None
+        self._index_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape: Any) -> None:
@@ -236,33 +236,35 @@ class SparseDense(keras.layers.Layer):
     def _make_index_tensors(self) -> None:
         conn = self._connectivity
         if not isinstance(conn, Connectivity):
-            self._index_tensors = None
+            self._index_arrays = None
             return
-        rows = conn.input_indices
-        cols = conn.output_indices
-        self._index_tensors = (
-            ops.convert_to_tensor(rows),
-            ops.convert_to_tensor(cols),
-            ops.convert_to_tensor(np.stack([rows, cols], axis=1)),
-        )
+        rows, cols = conn.input_indices, conn.output_indices
+        self._index_arrays = (rows, cols, np.stack([rows, cols], axis=1))
 
     def _indices(self) -> tuple[Any, Any, Any]:
-        if self._index_tensors is None:
+        # NumPy arrays are converted at each call: under tf.function and
+        # jax.jit they become constants of the traced program (a tensor
+        # cached from an earlier trace would leak out of it), and on PyTorch
+        # the conversion shares memory.
+        if self._index_arrays is None:
             raise RuntimeError(
                 f"Layer '{self.name}' was rebuilt from a config that does not "
                 "carry its connectivity (it was too large to inline); load the "
                 "saved weights (`model.load_weights(...)` or "
                 "`keras.saving.load_model(...)`) before calling it."
             )
-        return self._index_tensors
+        return tuple(ops.convert_to_tensor(a) for a in self._index_arrays)  # type: ignore[return-value]
 
     # ------------------------------------------------------------------- call
     def call(self, inputs: Any) -> Any:
+        return self._compute(inputs, self.kernel_values, self.bias)
+
+    def _compute(self, inputs: Any, kernel_values: Any, bias: Any) -> Any:
+        """The layer's function of explicit tensors (used by `call`)."""
         rows, cols, pairs = self._indices()
-        impl = self.resolved_implementation
-        values = ops.cast(self.kernel_values, inputs.dtype)
+        values = ops.cast(kernel_values, inputs.dtype)
         shape = self._connectivity.shape
-        if impl == "dense":
+        if self.resolved_implementation == "dense":
             outputs = _kernels.masked_dense_matmul(inputs, values, pairs, shape)
         else:
             x = inputs
@@ -273,8 +275,8 @@ class SparseDense(keras.layers.Layer):
             outputs = _kernels.sparse_matmul(x, values, rows, cols, self.units)
             if batch_shape is not None:
                 outputs = ops.reshape(outputs, tuple(batch_shape) + (self.units,))
-        if self.bias is not None:
-            outputs = ops.add(outputs, ops.cast(self.bias, outputs.dtype))
+        if bias is not None:
+            outputs = ops.add(outputs, ops.cast(bias, outputs.dtype))
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs

@@ -53,7 +53,9 @@ def densify(values: Any, indices: Any, shape: tuple[int, int]) -> Any:
         indices: `(nnz, 2)` integer tensor of `(input, output)` positions.
         shape: `(num_inputs, num_outputs)`.
     """
-    return ops.scatter(indices, values, shape)
+    # `scatter_update` into zeros (indices are unique): vectorized on every
+    # backend, unlike `ops.scatter`, which loops in Python on PyTorch.
+    return ops.scatter_update(ops.zeros(shape, dtype=values.dtype), indices, values)
 
 
 def masked_dense_matmul(x: Any, values: Any, indices: Any, shape: tuple[int, int]) -> Any:

@@ -1,0 +1,129 @@
+"""Training-step and forward time of `SparseDense` kernels vs masked dense.
+
+Run one backend per process (Keras reads KERAS_BACKEND at import):
+
+    KERAS_BACKEND=jax .venv/bin/python benchmarks/sparse_dense_step.py \
+        --out benchmarks/results/sparse_dense_step_jax.json
+
+or all three and the Markdown table in one go:
+
+    bash benchmarks/run_sparse_dense_step.sh
+
+Each case is a model `Input(n_in) -> SparseDense(units)` trained with
+`train_on_batch` (SGD, MSE) under the backend's default jit; the time is
+the median of `--steps` steps after `--warmup` steps. "masked_dense" is the
+layer users write today: a full trainable kernel multiplied by a 0/1 mask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+
+from keras_sparse import SparseDense
+from keras_sparse.connectivity import random_connectivity
+
+
+class MaskedDense(keras.layers.Layer):
+    """The peer approach: dense kernel * constant mask, then matmul."""
+
+    def __init__(self, mask, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_np = mask.astype("float32")
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=self.mask_np.shape, initializer="glorot_uniform")
+        self.bias = self.add_weight(shape=(self.mask_np.shape[1],), initializer="zeros")
+
+    def call(self, x):
+        mask = keras.ops.convert_to_tensor(self.mask_np)
+        return keras.ops.matmul(x, self.kernel * mask) + self.bias
+
+
+def time_model(layer, n_in, units, batch, steps, warmup):
+    model = keras.Sequential([keras.Input((n_in,)), layer])
+    model.compile(keras.optimizers.SGD(1e-3), "mse")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, n_in)).astype("float32")
+    y = rng.standard_normal((batch, units)).astype("float32")
+    for _ in range(warmup):
+        model.train_on_batch(x, y)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - t0)
+    step = statistics.median(times)
+    for _ in range(warmup):
+        model.predict_on_batch(x)
+    ftimes = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        model.predict_on_batch(x)
+        ftimes.append(time.perf_counter() - t0)
+    return step, statistics.median(ftimes)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n-in", type=int, default=9180)
+    parser.add_argument("--units", type=int, default=230)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument(
+        "--densities", type=float, nargs="+", default=[0.001, 0.01, 0.05, 0.2, 1.0]
+    )
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    rows = []
+    for density in args.densities:
+        conn = random_connectivity(args.n_in, args.units, density=density, seed=0)
+        cases = {
+            "masked_dense": lambda: MaskedDense(conn.to_dense()),
+            "sparse_dense[sparse]": lambda: SparseDense(args.units, conn, implementation="sparse"),
+            "sparse_dense[dense]": lambda: SparseDense(args.units, conn, implementation="dense"),
+            "sparse_dense[auto]": lambda: SparseDense(args.units, conn),
+        }
+        for name, make in cases.items():
+            step, fwd = time_model(make(), args.n_in, args.units, args.batch, args.steps, args.warmup)
+            rows.append(
+                dict(case=name, density=density, nnz=conn.nnz, step_ms=step * 1e3, forward_ms=fwd * 1e3)
+            )
+            print(f"{keras.backend.backend():10s} density={density:<6} {name:22s} "
+                  f"step {step * 1e3:8.2f} ms  forward {fwd * 1e3:8.2f} ms", flush=True)
+    meta = dict(
+        backend=keras.backend.backend(),
+        keras=keras.__version__,
+        python=sys.version.split()[0],
+        machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
+        n_in=args.n_in,
+        units=args.units,
+        batch=args.batch,
+    )
+    if meta["backend"] == "tensorflow":
+        import tensorflow as tf
+
+        meta["framework"] = f"tensorflow {tf.__version__}"
+    elif meta["backend"] == "jax":
+        import jax
+
+        meta["framework"] = f"jax {jax.__version__}"
+    else:
+        import torch
+
+        meta["framework"] = f"torch {torch.__version__}"
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(dict(meta=meta, rows=rows), fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
