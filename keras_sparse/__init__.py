@@ -1,6 +1,6 @@
 """keras-sparse: sparsely connected Keras 3 layers for TensorFlow, JAX and PyTorch."""
 
-from keras_sparse import connectivity, initializers, layers, ops
+from keras_sparse import connectivity, initializers, layers, models, ops
 from keras_sparse.connectivity import Connectivity
 from keras_sparse.layers import SparseDense
 
@@ -12,6 +12,7 @@ __all__ = [
     "connectivity",
     "initializers",
     "layers",
+    "models",
     "ops",
     "__version__",
 ]

@@ -16,6 +16,7 @@ from keras_sparse.connectivity.generators import (
     erdos_renyi_connectivity,
     full_connectivity,
     random_connectivity,
+    shuffled_connectivity,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "full_connectivity",
     "random_connectivity",
     "read_gmt",
+    "shuffled_connectivity",
 ]

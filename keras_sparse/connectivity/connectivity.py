@@ -629,6 +629,57 @@ class Connectivity:
         )
 
     # ---------------------------------------------------------- serialization
+    def save(self, path: str) -> None:
+        """Writes the connectivity (indices, shape, names) to a `.npz` file."""
+        arrays: dict[str, Any] = {
+            "input_indices": self._input_indices,
+            "output_indices": self._output_indices,
+            "shape": np.asarray(self._shape, dtype=np.int64),
+        }
+        if self._input_names is not None:
+            arrays["input_names"] = np.asarray(self._input_names, dtype=str)
+        if self._output_names is not None:
+            arrays["output_names"] = np.asarray(self._output_names, dtype=str)
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str, empty_outputs: str = "warn") -> Connectivity:
+        """Reads a connectivity written by `save`.
+
+        Raises:
+            ValueError: if the file is not a `Connectivity.save` archive
+                (missing arrays are named) or its content is invalid.
+        """
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"{path!r} is not a readable .npz connectivity file ({err})."
+            ) from None
+        with archive:
+            missing = [
+                k
+                for k in ("input_indices", "output_indices", "shape")
+                if k not in archive.files
+            ]
+            if missing:
+                raise ValueError(
+                    f"{path!r} is not a Connectivity.save() file: it lacks "
+                    f"{missing} (it holds {sorted(archive.files)})."
+                )
+            names = {
+                k: [str(n) for n in archive[k]]
+                for k in ("input_names", "output_names")
+                if k in archive.files
+            }
+            return cls(
+                archive["input_indices"],
+                archive["output_indices"],
+                shape=tuple(int(d) for d in archive["shape"]),  # type: ignore[arg-type]
+                empty_outputs=empty_outputs,
+                **names,
+            )
+
     def get_config(self) -> dict[str, Any]:
         """A JSON-safe dict: connections delta-coded, zlib-compressed, base64.
 

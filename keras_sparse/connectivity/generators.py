@@ -19,6 +19,7 @@ __all__ = [
     "banded_connectivity",
     "block_diagonal_connectivity",
     "full_connectivity",
+    "shuffled_connectivity",
 ]
 
 
@@ -342,4 +343,60 @@ def full_connectivity(
         shape=(n_in, n_out),
         input_names=input_names,
         output_names=output_names,
+    )
+
+
+def shuffled_connectivity(
+    connectivity: Connectivity,
+    seed: int | None = None,
+    inputs: str = "all",
+) -> Connectivity:
+    """A density-matched random control of `connectivity`.
+
+    Every output keeps its fan-in (so `nnz`, density and the per-output
+    parameter counts are unchanged), but draws that many distinct inputs
+    uniformly at random. Names are kept, so a network built on it reads
+    like the original with the biology removed (P-NET's shuffled-map
+    control, Elmarakeby et al. 2021).
+
+    Args:
+        connectivity: the `Connectivity` to match.
+        seed: seed of `numpy.random.default_rng`.
+        inputs: `"all"` (default) draws among all inputs; `"connected"`
+            only among inputs that have at least one connection in
+            `connectivity` (e.g. genes that are in some pathway).
+
+    Raises:
+        ValueError: for an unknown `inputs`, or when an output's fan-in
+            exceeds the number of candidate inputs.
+
+    References:
+        Elmarakeby et al., "Biologically informed deep neural network for
+        prostate cancer discovery", Nature 598, 348-352 (2021).
+    """
+    if inputs not in ("all", "connected"):
+        raise ValueError(
+            "The `inputs` argument of `shuffled_connectivity` must be 'all' or "
+            f"'connected'. Got {inputs!r} instead."
+        )
+    pool = (
+        np.arange(connectivity.num_inputs)
+        if inputs == "all"
+        else np.flatnonzero(connectivity.fan_out > 0)
+    )
+    if connectivity.nnz and connectivity.fan_in.max() > pool.size:
+        raise ValueError(
+            f"An output has fan-in {int(connectivity.fan_in.max())} but only "
+            f"{pool.size} candidate inputs (inputs={inputs!r})."
+        )
+    rng = np.random.default_rng(seed)
+    rows = [rng.choice(pool, size=int(k), replace=False) for k in connectivity.fan_in]
+    cols = np.repeat(np.arange(connectivity.num_outputs), connectivity.fan_in)
+    return Connectivity(
+        np.concatenate(rows) if rows else np.empty(0, np.int64),
+        cols,
+        shape=connectivity.shape,
+        input_names=connectivity.input_names,
+        output_names=connectivity.output_names,
+        empty_outputs="ignore",
     )

@@ -26,24 +26,39 @@ _CONFIG_INLINE_BYTES = 256 * 1024
 _MAX_DENSE_KERNEL_ENTRIES = 1 << 28
 
 
+# Highest density at which the portable sparse kernel beats the masked
+# dense one (9180 -> 230, batch 256, training step, 2 CPU cores; see
+# docs/benchmarks.md).
+_SPARSE_DENSITY_THRESHOLD = {"tensorflow": 0.01, "jax": 0.005, "torch": 0.002}
+# Above this many entries the dense kernel is never formed.
+_MAX_AUTO_DENSE_ENTRIES = 1 << 24
+
+
 def choose_implementation(
     connectivity: Connectivity, backend: str | None = None
 ) -> str:
-    """The kernel `implementation="auto"` uses for a connectivity.
+    """The kernel that `implementation="auto"` runs for a connectivity.
 
-    Rule (from `benchmarks/`, training step, 2 CPU cores): the dense kernel
-    is used only when it is small (at most 2**24 entries, 64 MiB in float32)
-    and the connectivity is dense enough that a masked matmul wins:
-    density above 5 % on TensorFlow and JAX, above 0 on PyTorch, whose
-    portable segment-sum is slow. Otherwise the sparse kernel is used, whose
-    memory grows with `nnz`.
+    The rule, derived from `benchmarks/sparse_dense_step.py` (training
+    step, 2 CPU cores, see `docs/benchmarks.md`): `"sparse"` when the
+    dense kernel would exceed 2**24 entries (64 MiB in float32) or the
+    density is at most 1 % on TensorFlow, 0.5 % on JAX, 0.2 % on PyTorch;
+    `"dense"` otherwise. No timing happens at run time.
+
+    Args:
+        connectivity: the layer's `Connectivity`.
+        backend: `"tensorflow"`, `"jax"` or `"torch"`; default the current
+            Keras backend.
+
+    Returns:
+        `"sparse"` or `"dense"`.
     """
     backend = backend or keras.backend.backend()
     n_in, n_out = connectivity.shape
-    if n_in * n_out > (1 << 24):
+    if n_in * n_out > _MAX_AUTO_DENSE_ENTRIES:
         return "sparse"
-    threshold = 0.0 if backend == "torch" else 0.05
-    return "dense" if connectivity.density > threshold else "sparse"
+    threshold = _SPARSE_DENSITY_THRESHOLD.get(backend, 0.002)
+    return "sparse" if connectivity.density <= threshold else "dense"
 
 
 class _PendingConnectivity:

@@ -427,6 +427,7 @@ def test_auto_rule():
     assert choose_implementation(huge, "tensorflow") == "sparse"
     assert choose_implementation(huge, "torch") == "sparse"
     assert choose_implementation(small_dense, "jax") == "dense"
-    assert choose_implementation(sparse, "jax") == "sparse"
+    assert choose_implementation(sparse, "tensorflow") == "sparse"
+    assert choose_implementation(sparse, "torch") == "dense"
     layer = make_layer(sparse, impl="auto")
     assert layer.resolved_implementation == choose_implementation(sparse)
