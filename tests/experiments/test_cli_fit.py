@@ -1,0 +1,220 @@
+"""`keras-sparse fit` end to end on small files the tests write, and bad files."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_sparse.cli import main
+
+N_SAMPLES, N_GENES = 48, 30
+GENES = [f"G{i}" for i in range(N_GENES)]
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N_SAMPLES, N_GENES)) + 5.0
+    groups = np.repeat([f"s{k}" for k in range(12)], 4)
+    # The signal sits in genes 0-4, all members of pathway P_signal.
+    label = (x[:, :5].sum(1) > 25.0).astype(int)
+    samples = [f"S{i:03d}" for i in range(N_SAMPLES)]
+    expr = pd.DataFrame(x, index=samples, columns=GENES)
+    expr.index.name = "sample"
+    expr_path = tmp_path / "expr.csv"
+    expr.to_csv(expr_path)
+    labels = pd.DataFrame(
+        {
+            "sample": samples,
+            "status": np.where(label == 1, "case", "control"),
+            "score": x[:, 0],
+            "subject": groups,
+        }
+    )
+    labels_path = tmp_path / "labels.csv"
+    labels.to_csv(labels_path, index=False)
+    gmt = tmp_path / "sets.gmt"
+    gmt.write_text(
+        "P_signal\tsignal genes\t" + "\t".join(GENES[:5]) + "\n"
+        "P_noise\tnoise\t" + "\t".join(GENES[5:15]) + "\tNOT_IN_DATA\n"
+        "P_rest\trest\t" + "\t".join(GENES[15:]) + "\n"
+    )
+    return dict(
+        expr=str(expr_path), labels=str(labels_path), gmt=str(gmt), tmp=tmp_path, expr_df=expr
+    )
+
+
+def fit_args(files, out, **overrides):
+    args = {
+        "--expression": files["expr"],
+        "--labels": files["labels"],
+        "--label-column": "status",
+        "--gene-sets": files["gmt"],
+        "--group-column": "subject",
+        "--output": str(out),
+        "--epochs": "3",
+        "--folds": "3",
+        "--importance-repeats": "2",
+    }
+    args.update(overrides)
+    argv = ["fit"]
+    for k, v in args.items():
+        if v is not None:
+            argv += [k, v]
+    return argv
+
+
+def test_fit_end_to_end_classification(files, capsys):
+    out = files["tmp"] / "out"
+    assert main(fit_args(files, out)) == 0
+    printed = capsys.readouterr().out
+    assert "pathway network" in printed and "linear baseline" in printed
+    names = sorted(os.listdir(out))
+    assert names == [
+        "comparison.csv",
+        "comparison_folds.csv",
+        "edge_weights.csv",
+        "model.keras",
+        "pathway_importance.csv",
+        "pathways.png",
+        "run_info.json",
+    ]
+    edges = pd.read_csv(out / "edge_weights.csv")
+    assert list(edges.columns) == ["gene", "pathway", "weight"]
+    assert len(edges) == N_GENES  # one row per connection: every gene in one set
+    assert not edges.duplicated(["gene", "pathway"]).any()
+    assert set(edges.loc[edges.pathway == "P_signal", "gene"]) == set(GENES[:5])
+    assert np.isfinite(edges.weight).all()
+    comparison = pd.read_csv(out / "comparison.csv")
+    assert len(comparison) == 4
+    assert set(comparison.metric) == {"ROC AUC"}
+    importance = pd.read_csv(out / "pathway_importance.csv")
+    assert set(importance.pathway) == {"P_signal", "P_noise", "P_rest"}
+    info = json.loads((out / "run_info.json").read_text())
+    assert set(info["classes"]) == {"case", "control"}
+    assert sum(info["classes"].values()) == N_SAMPLES
+    assert info["n_groups"] == 12
+    folds = pd.read_csv(out / "comparison_folds.csv")
+    assert folds.fold.nunique() == 3
+
+
+def test_fit_regression_with_tsv_and_edge_table(files, tmp_path):
+    tsv = tmp_path / "expr.tsv"
+    files["expr_df"].to_csv(tsv, sep="\t")
+    edges = tmp_path / "edges.csv"
+    pd.DataFrame({"gene": GENES[:10], "pathway": ["A"] * 5 + ["B"] * 5}).to_csv(edges, index=False)
+    out = tmp_path / "reg"
+    argv = fit_args(
+        files,
+        out,
+        **{
+            "--expression": str(tsv),
+            "--gene-sets": str(edges),
+            "--label-column": "score",
+            "--task": "regression",
+            "--group-column": None,
+        },
+    )
+    assert main(argv) == 0
+    comparison = pd.read_csv(out / "comparison.csv")
+    assert set(comparison.metric) == {"R2"}
+    assert len(pd.read_csv(out / "edge_weights.csv")) == 10
+
+
+def _bad(files, tmp_path, capsys, argv, pattern):
+    out = tmp_path / "bad_out"
+    rc = main(argv if argv[0] == "fit" else fit_args(files, out))
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "keras-sparse: error:" in err
+    assert pattern in err, err
+    # Nothing partial that looks like a result.
+    if out.exists():
+        assert not [p for p in os.listdir(out) if not p.startswith(".")]
+    return err
+
+
+def test_missing_label_column(files, tmp_path, capsys):
+    argv = fit_args(files, tmp_path / "bad_out", **{"--label-column": "nope"})
+    err = _bad(files, tmp_path, capsys, argv, "column 'nope' is not in")
+    assert "'status'" in err  # lists what is there
+
+
+def test_missing_group_column(files, tmp_path, capsys):
+    argv = fit_args(files, tmp_path / "bad_out", **{"--group-column": "patient"})
+    _bad(files, tmp_path, capsys, argv, "--group-column: column 'patient'")
+
+
+def test_no_overlap_reports_overlap(files, tmp_path, capsys):
+    gmt = tmp_path / "other.gmt"
+    gmt.write_text("P1\td\tENSG0001\tENSG0002\n")
+    argv = fit_args(files, tmp_path / "bad_out", **{"--gene-sets": str(gmt)})
+    _bad(files, tmp_path, capsys, argv, "0 of the data's 30 genes are members")
+
+
+def test_non_numeric_expression(files, tmp_path, capsys):
+    df = files["expr_df"].astype(object)
+    df.iloc[3, 4] = "high"
+    path = tmp_path / "nonnum.csv"
+    df.to_csv(path)
+    argv = fit_args(files, tmp_path / "bad_out", **{"--expression": str(path)})
+    _bad(files, tmp_path, capsys, argv, "non-numeric value(s), e.g. 'high' for sample 'S003', gene 'G4'")
+
+
+def test_missing_expression_values(files, tmp_path, capsys):
+    df = files["expr_df"].copy()
+    df.iloc[7, 2] = np.nan
+    path = tmp_path / "nan.csv"
+    df.to_csv(path)
+    argv = fit_args(files, tmp_path / "bad_out", **{"--expression": str(path)})
+    _bad(files, tmp_path, capsys, argv, "1 missing or infinite value(s), e.g. sample 'S007', gene 'G2'")
+
+
+def test_labels_do_not_match_samples(files, tmp_path, capsys):
+    labels = pd.read_csv(files["labels"]).iloc[:-2]
+    labels.loc[0, "sample"] = "UNKNOWN"
+    path = tmp_path / "labels_bad.csv"
+    labels.to_csv(path, index=False)
+    argv = fit_args(files, tmp_path / "bad_out", **{"--labels": str(path)})
+    _bad(files, tmp_path, capsys, argv, "3 expression sample(s) have no label")
+
+
+def test_missing_label_value(files, tmp_path, capsys):
+    labels = pd.read_csv(files["labels"])
+    labels.loc[5, "status"] = np.nan
+    path = tmp_path / "labels_nan.csv"
+    labels.to_csv(path, index=False)
+    argv = fit_args(files, tmp_path / "bad_out", **{"--labels": str(path)})
+    _bad(files, tmp_path, capsys, argv, "1 sample(s) have no value: ['S005']")
+
+
+def test_missing_file_and_non_utf8(files, tmp_path, capsys):
+    argv = fit_args(files, tmp_path / "bad_out", **{"--expression": str(tmp_path / "none.csv")})
+    _bad(files, tmp_path, capsys, argv, "file not found")
+    raw = tmp_path / "latin1.csv"
+    raw.write_bytes("sample,G\u00e9ne\nS1,1.0\n".encode("latin-1"))
+    argv = fit_args(files, tmp_path / "bad_out", **{"--expression": str(raw)})
+    _bad(files, tmp_path, capsys, argv, "not UTF-8")
+
+
+def test_malformed_gmt(files, tmp_path, capsys):
+    gmt = tmp_path / "broken.gmt"
+    gmt.write_text("just one field\n")
+    argv = fit_args(files, tmp_path / "bad_out", **{"--gene-sets": str(gmt)})
+    _bad(files, tmp_path, capsys, argv, "line 1: expected tab-separated")
+
+
+def test_too_few_groups_for_folds(files, tmp_path, capsys):
+    argv = fit_args(files, tmp_path / "bad_out", **{"--folds": "20"})
+    _bad(files, tmp_path, capsys, argv, "12 groups for folds=20")
+
+
+def test_single_class(files, tmp_path, capsys):
+    labels = pd.read_csv(files["labels"])
+    labels["status"] = "case"
+    path = tmp_path / "one_class.csv"
+    labels.to_csv(path, index=False)
+    argv = fit_args(files, tmp_path / "bad_out", **{"--labels": str(path)})
+    _bad(files, tmp_path, capsys, argv, "at least two classes")
