@@ -15,6 +15,7 @@ from keras_sparse.connectivity.generators import (
     block_diagonal_connectivity,
     erdos_renyi_connectivity,
     full_connectivity,
+    lenet5_c3_connectivity,
     random_connectivity,
     shuffled_connectivity,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "erdos_renyi_connectivity",
     "from_gene_sets",
     "full_connectivity",
+    "lenet5_c3_connectivity",
     "random_connectivity",
     "read_gmt",
     "shuffled_connectivity",

@@ -20,6 +20,7 @@ __all__ = [
     "block_diagonal_connectivity",
     "full_connectivity",
     "shuffled_connectivity",
+    "lenet5_c3_connectivity",
 ]
 
 
@@ -399,4 +400,35 @@ def shuffled_connectivity(
         input_names=connectivity.input_names,
         output_names=connectivity.output_names,
         empty_outputs="ignore",
+    )
+
+
+def lenet5_c3_connectivity() -> Connectivity:
+    """LeNet-5's C3 table: which of the 6 S2 maps feed each of 16 C3 maps.
+
+    Table I of LeCun et al. (1998): C3 maps 0-5 read every cyclically
+    contiguous triple of S2 maps, maps 6-11 every contiguous quadruple,
+    maps 12-14 the discontinuous quadruples {0,1,3,4}, {1,2,4,5},
+    {0,2,3,5}, and map 15 all six: 60 connections, so a 5x5 C3 layer has
+    60 * 25 + 16 = 1,516 parameters, as in the paper.
+
+    Returns:
+        A `Connectivity` of shape `(6, 16)`, inputs named `S2_0..S2_5`,
+        outputs `C3_0..C3_15`.
+
+    References:
+        LeCun, Bottou, Bengio & Haffner, "Gradient-based learning applied
+        to document recognition", Proc. IEEE 86(11), 1998, Table I.
+    """
+    table = [[(j + k) % 6 for k in range(3)] for j in range(6)]
+    table += [[(j + k) % 6 for k in range(4)] for j in range(6)]
+    table += [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5], list(range(6))]
+    rows = np.concatenate([np.asarray(t) for t in table])
+    cols = np.repeat(np.arange(16), [len(t) for t in table])
+    return Connectivity(
+        rows,
+        cols,
+        shape=(6, 16),
+        input_names=[f"S2_{i}" for i in range(6)],
+        output_names=[f"C3_{j}" for j in range(16)],
     )

@@ -8,20 +8,18 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sparse.connectivity.connectivity import Connectivity, as_connectivity
+from keras_sparse.connectivity.connectivity import Connectivity
 from keras_sparse.initializers.sparse_variance_scaling import (
     SparseVarianceScaling,
     kernel_values_initializer,
 )
+from keras_sparse.layers.connectivity_layer import ConnectivityLayer
 from keras_sparse.ops import portable as _kernels
 
 __all__ = ["SparseDense"]
 
 IMPLEMENTATIONS = ("auto", "sparse", "dense")
 
-# Connectivities whose compact encoding (indices + names) fits this budget
-# travel inside `get_config()`; larger ones only in the saved variables.
-_CONFIG_INLINE_BYTES = 256 * 1024
 # `kernel` refuses to materialize more dense entries than this.
 _MAX_DENSE_KERNEL_ENTRIES = 1 << 28
 
@@ -61,18 +59,8 @@ def choose_implementation(
     return "sparse" if connectivity.density <= threshold else "dense"
 
 
-class _PendingConnectivity:
-    """Shape and nnz of a connectivity that arrives with the saved weights."""
-
-    def __init__(self, shape: tuple[int, int], nnz: int, fingerprint: str | None):
-        self.shape = (int(shape[0]), int(shape[1]))
-        self.num_inputs, self.num_outputs = self.shape
-        self.nnz = int(nnz)
-        self.fingerprint = fingerprint
-
-
 @keras.saving.register_keras_serializable(package="keras_sparse")
-class SparseDense(keras.layers.Layer):
+class SparseDense(ConnectivityLayer):
     """A densely-shaped layer whose kernel exists only on given connections.
 
     `SparseDense` computes `output = activation(inputs @ W + bias)` like
@@ -176,16 +164,7 @@ class SparseDense(keras.layers.Layer):
                 "Received an invalid value for `implementation`, expected one of "
                 f"{IMPLEMENTATIONS}. Received: implementation={implementation!r}"
             )
-        if isinstance(connectivity, dict) and connectivity.get("stored_with_weights"):
-            self._connectivity: Connectivity | _PendingConnectivity = (
-                _PendingConnectivity(
-                    connectivity["shape"],
-                    connectivity["nnz"],
-                    connectivity.get("fingerprint"),
-                )
-            )
-        else:
-            self._connectivity = as_connectivity(connectivity)
+        self._set_connectivity(connectivity)
         if self._connectivity.num_outputs != units:
             raise ValueError(
                 f"`units` must equal `connectivity.num_outputs`. Received: "
@@ -262,13 +241,15 @@ class SparseDense(keras.layers.Layer):
         # cached from an earlier trace would leak out of it), and on PyTorch
         # the conversion shares memory.
         if self._index_arrays is None:
-            raise RuntimeError(
-                f"Layer '{self.name}' was rebuilt from a config that does not "
-                "carry its connectivity (it was too large to inline); load the "
-                "saved weights (`model.load_weights(...)` or "
-                "`keras.saving.load_model(...)`) before calling it."
-            )
+            _ = self.connectivity  # raises the explanatory RuntimeError
+        assert self._index_arrays is not None
         return tuple(ops.convert_to_tensor(a) for a in self._index_arrays)  # type: ignore[return-value]
+
+    def _saved_variables(self) -> list[Any]:
+        return [self.kernel_values] + ([self.bias] if self.use_bias else [])
+
+    def _on_connectivity_loaded(self) -> None:
+        self._make_index_tensors()
 
     # ------------------------------------------------------------------- call
     def call(self, inputs: Any) -> Any:
@@ -300,19 +281,6 @@ class SparseDense(keras.layers.Layer):
         return tuple(input_shape)[:-1] + (self.units,)
 
     # ------------------------------------------------------------- inspection
-    @property
-    def connectivity(self) -> Connectivity:
-        """The layer's `Connectivity` (immutable)."""
-        if not isinstance(self._connectivity, Connectivity):
-            self._indices()  # raises the explanatory error
-        assert isinstance(self._connectivity, Connectivity)
-        return self._connectivity
-
-    @property
-    def nnz(self) -> int:
-        """Number of connections (trainable kernel values)."""
-        return self._connectivity.nnz
-
     @property
     def resolved_implementation(self) -> str:
         """`"sparse"` or `"dense"`: the kernel this layer runs."""
@@ -356,34 +324,10 @@ class SparseDense(keras.layers.Layer):
     # ---------------------------------------------------------- serialization
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        conn = self._connectivity
-        if isinstance(conn, Connectivity):
-            inline = conn.get_config()
-            size = len(inline["data"]) + sum(
-                len(n) + 4
-                for names in (inline["input_names"], inline["output_names"])
-                if names
-                for n in names
-            )
-            if size > _CONFIG_INLINE_BYTES:
-                inline = {
-                    "stored_with_weights": True,
-                    "shape": list(conn.shape),
-                    "nnz": conn.nnz,
-                    "fingerprint": conn.fingerprint(),
-                }
-            connectivity_config = inline
-        else:
-            connectivity_config = {
-                "stored_with_weights": True,
-                "shape": list(conn.shape),
-                "nnz": conn.nnz,
-                "fingerprint": conn.fingerprint,
-            }
         config.update(
             {
                 "units": self.units,
-                "connectivity": connectivity_config,
+                "connectivity": self._connectivity_config(),
                 "activation": keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(
@@ -402,94 +346,3 @@ class SparseDense(keras.layers.Layer):
             }
         )
         return config
-
-    def save_own_variables(self, store: Any) -> None:
-        super().save_own_variables(store)
-        conn = self.connectivity
-        store["input_indices"] = np.asarray(conn.input_indices)
-        store["output_indices"] = np.asarray(conn.output_indices)
-        store["shape"] = np.asarray(conn.shape, dtype=np.int64)
-        for key, names in (
-            ("input_names", conn.input_names),
-            ("output_names", conn.output_names),
-        ):
-            if names is not None:
-                data, offsets = _encode_names(names)
-                store[f"{key}_utf8"] = data
-                store[f"{key}_offsets"] = offsets
-
-    def load_own_variables(self, store: Any) -> None:
-        keys = set(store.keys())
-        if "input_indices" not in keys or "output_indices" not in keys:
-            raise ValueError(
-                f"The saved weights for layer '{self.name}' hold no connectivity "
-                "(no `input_indices`/`output_indices`); they were not written by "
-                "keras_sparse.layers.SparseDense."
-            )
-        shape = tuple(int(d) for d in np.asarray(store["shape"]))
-        names = {}
-        for key in ("input_names", "output_names"):
-            if f"{key}_utf8" in keys:
-                names[key] = _decode_names(
-                    np.asarray(store[f"{key}_utf8"]), np.asarray(store[f"{key}_offsets"])
-                )
-        saved = Connectivity(
-            np.asarray(store["input_indices"]),
-            np.asarray(store["output_indices"]),
-            shape=shape,  # type: ignore[arg-type]
-            input_names=names.get("input_names"),
-            output_names=names.get("output_names"),
-            empty_outputs="ignore",
-        )
-        current = self._connectivity
-        if isinstance(current, Connectivity):
-            if not current.same_edges(saved):
-                raise ValueError(
-                    f"Layer '{self.name}' has connectivity {current!r} but the "
-                    f"weights file holds {saved!r} (different connections). "
-                    "Build the layer with the connectivity it was saved with, or "
-                    "load the whole model with `keras.saving.load_model`."
-                )
-            for key in ("input_names", "output_names"):
-                ours, theirs = getattr(current, key), getattr(saved, key)
-                if ours is not None and theirs is not None and ours != theirs:
-                    raise ValueError(
-                        f"Layer '{self.name}': the `{key}` of its connectivity "
-                        "differ from those in the weights file; refusing to "
-                        "attach weights to differently named units."
-                    )
-            saved = current.with_names(
-                current.input_names or saved.input_names,
-                current.output_names or saved.output_names,
-            )
-        elif (
-            saved.shape != current.shape
-            or saved.nnz != current.nnz
-            or (current.fingerprint and saved.fingerprint() != current.fingerprint)
-        ):
-            raise ValueError(
-                f"Layer '{self.name}' expects a connectivity of shape "
-                f"{current.shape} with nnz={current.nnz} (fingerprint "
-                f"{current.fingerprint}) but the file holds {saved!r} "
-                f"(fingerprint {saved.fingerprint()})."
-            )
-        self._connectivity = saved
-        variables = [self.kernel_values] + ([self.bias] if self.use_bias else [])
-        for i, variable in enumerate(variables):
-            variable.assign(store[str(i)])
-        self._make_index_tensors()
-
-
-def _encode_names(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    encoded = [n.encode("utf-8") for n in names]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    data = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
-    return data, offsets
-
-
-def _decode_names(data: np.ndarray, offsets: np.ndarray) -> list[str]:
-    raw = data.astype(np.uint8).tobytes()
-    return [
-        raw[offsets[k] : offsets[k + 1]].decode("utf-8") for k in range(offsets.size - 1)
-    ]
