@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
+import os
 import sys
-import time
 
 import keras
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import environment, time_model  # noqa: E402
 
 from keras_sparse import SparseDense
 from keras_sparse.connectivity import random_connectivity
@@ -47,30 +48,6 @@ class MaskedDense(keras.layers.Layer):
         return keras.ops.matmul(x, self.kernel * mask) + self.bias
 
 
-def time_model(layer, n_in, units, batch, steps, warmup):
-    model = keras.Sequential([keras.Input((n_in,)), layer])
-    model.compile(keras.optimizers.SGD(1e-3), "mse")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, n_in)).astype("float32")
-    y = rng.standard_normal((batch, units)).astype("float32")
-    for _ in range(warmup):
-        model.train_on_batch(x, y)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        model.train_on_batch(x, y)
-        times.append(time.perf_counter() - t0)
-    step = statistics.median(times)
-    for _ in range(warmup):
-        model.predict_on_batch(x)
-    ftimes = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        model.predict_on_batch(x)
-        ftimes.append(time.perf_counter() - t0)
-    return step, statistics.median(ftimes)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-in", type=int, default=9180)
@@ -84,6 +61,9 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     rows = []
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((args.batch, args.n_in)).astype("float32")
+    y = rng.standard_normal((args.batch, args.units)).astype("float32")
     for density in args.densities:
         conn = random_connectivity(args.n_in, args.units, density=density, seed=0)
         cases = {
@@ -93,33 +73,15 @@ def main(argv=None):
             "sparse_dense[auto]": lambda: SparseDense(args.units, conn),
         }
         for name, make in cases.items():
-            step, fwd = time_model(make(), args.n_in, args.units, args.batch, args.steps, args.warmup)
+            model = keras.Sequential([keras.Input((args.n_in,)), make()])
+            model.compile(keras.optimizers.SGD(1e-3), "mse")
+            step, fwd = time_model(model, x, y, args.steps, args.warmup)
             rows.append(
                 dict(case=name, density=density, nnz=conn.nnz, step_ms=step * 1e3, forward_ms=fwd * 1e3)
             )
             print(f"{keras.backend.backend():10s} density={density:<6} {name:22s} "
                   f"step {step * 1e3:8.2f} ms  forward {fwd * 1e3:8.2f} ms", flush=True)
-    meta = dict(
-        backend=keras.backend.backend(),
-        keras=keras.__version__,
-        python=sys.version.split()[0],
-        machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
-        n_in=args.n_in,
-        units=args.units,
-        batch=args.batch,
-    )
-    if meta["backend"] == "tensorflow":
-        import tensorflow as tf
-
-        meta["framework"] = f"tensorflow {tf.__version__}"
-    elif meta["backend"] == "jax":
-        import jax
-
-        meta["framework"] = f"jax {jax.__version__}"
-    else:
-        import torch
-
-        meta["framework"] = f"torch {torch.__version__}"
+    meta = dict(environment(), n_in=args.n_in, units=args.units, batch=args.batch)
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(dict(meta=meta, rows=rows), fh, indent=1)

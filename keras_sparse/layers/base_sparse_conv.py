@@ -34,6 +34,22 @@ def choose_conv_implementation(connectivity: Connectivity) -> str:
     return "grouped" if blocks is not None and blocks[0] > 1 else "dense"
 
 
+# How a grouped convolution runs, per backend: "native" (one convolution
+# with `groups` inferred from the kernel) or "split" (one convolution per
+# group, then concatenation). XLA's CPU grouped convolution (TensorFlow,
+# JAX) is 10-50x slower than the dense one, so those split; PyTorch's
+# native grouped convolution is fastest there (docs/benchmarks.md).
+GROUPED_MODES = {"tensorflow": "split", "jax": "split", "torch": "native"}
+_grouped_mode_override: list[str] = []
+
+
+def grouped_mode() -> str:
+    """The grouped-convolution strategy of the current backend."""
+    if _grouped_mode_override:
+        return _grouped_mode_override[-1]
+    return GROUPED_MODES.get(keras.backend.backend(), "split")
+
+
 def _as_tuple(value: Any, rank: int, argument: str) -> tuple[int, ...]:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (int(value),) * rank
@@ -226,13 +242,16 @@ class BaseSparseConv(ConnectivityLayer):
         edge[conn.input_indices, conn.output_indices] = np.arange(conn.nnz, dtype=np.int32)
         impl = self.resolved_implementation
         plan: dict[str, Any] = {"implementation": impl}
-        if impl == "grouped":
+        if impl == "dense" and conn.nnz == c_in * f:
+            plan["index"] = None  # full: the values are the kernel, reordered
+        elif impl == "grouped":
             groups, in_order, out_order = conn.block_diagonal_groups()  # type: ignore[misc]
             per_in, per_out = c_in // groups, f // groups
             # Slot (s, p): s-th input channel of the group of the p-th filter.
             group_of_p = np.arange(f) // per_out
             channel = in_order[group_of_p[None, :] * per_in + np.arange(per_in)[:, None]]
             plan["index"] = edge[channel, out_order[None, :]]
+            plan["groups"] = groups
             plan["input_order"] = None if np.array_equal(in_order, np.arange(c_in)) else in_order
             inverse = np.argsort(out_order)
             plan["output_inverse"] = None if np.array_equal(inverse, np.arange(f)) else inverse
@@ -248,12 +267,21 @@ class BaseSparseConv(ConnectivityLayer):
         return choose_conv_implementation(self.connectivity)
 
     # ------------------------------------------------------------------- call
-    def _kernel_from_values(self, values: Any, index: np.ndarray) -> Any:
-        """Gathers `(nnz, area)` values into a `kernel_size + (slots, filters)` kernel."""
+    def _kernel_from_values(self, values: Any, index: np.ndarray | None) -> Any:
+        """Gathers `(nnz, area)` values into a `kernel_size + (slots, filters)` kernel.
+
+        `index[s, j]` is the row of `values` for slot `s` of filter `j` (`nnz`
+        for an absent kernel); `None` means a full connectivity, whose
+        canonical order (by filter, then input channel) is the kernel's.
+        """
         area = math.prod(self.kernel_size)
+        if index is None:
+            c_in, filters = self.connectivity.shape
+            kernel = ops.transpose(ops.reshape(values, (filters, c_in, area)), (2, 1, 0))
+            return ops.reshape(kernel, self.kernel_size + (c_in, filters))
+        slots, filters = index.shape
         padded = ops.concatenate([values, ops.zeros((1, area), dtype=values.dtype)], axis=0)
         flat = ops.take(padded, ops.convert_to_tensor(index.reshape(-1)), axis=0)
-        slots, filters = index.shape
         kernel = ops.transpose(ops.reshape(flat, (slots, filters, area)), (2, 0, 1))
         return ops.reshape(kernel, self.kernel_size + (slots, filters))
 
@@ -267,14 +295,22 @@ class BaseSparseConv(ConnectivityLayer):
         x = inputs
         if plan.get("input_order") is not None:
             x = ops.take(x, ops.convert_to_tensor(plan["input_order"]), axis=self._channel_axis)
-        outputs = ops.conv(
-            x,
-            kernel,
+        conv_args = dict(
             strides=self.strides,
             padding=self.padding,
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
+        if plan["implementation"] == "grouped" and grouped_mode() == "split":
+            groups = plan["groups"]
+            xs = ops.split(x, groups, axis=self._channel_axis)
+            ks = ops.split(kernel, groups, axis=-1)
+            outputs = ops.concatenate(
+                [ops.conv(xg, kg, **conv_args) for xg, kg in zip(xs, ks)],
+                axis=self._channel_axis,
+            )
+        else:
+            outputs = ops.conv(x, kernel, **conv_args)
         if plan.get("output_inverse") is not None:
             outputs = ops.take(
                 outputs, ops.convert_to_tensor(plan["output_inverse"]), axis=self._channel_axis

@@ -92,14 +92,18 @@ PAPER_PARAMS: dict[str, str] = {
 # ~ N(0, 2 / (k * k * out_channels)), i.e. He normal over fan-out, not
 # truncated; the classifier keeps PyTorch's default Linear weight init
 # U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with a zero bias.
-_CONV_INIT = dict(
-    class_name="VarianceScaling",
-    config=dict(scale=2.0, mode="fan_out", distribution="untruncated_normal"),
-)
-_DENSE_INIT = dict(
-    class_name="VarianceScaling",
-    config=dict(scale=1.0 / 3.0, mode="fan_in", distribution="uniform"),
-)
+def _conv_initializer() -> keras.initializers.Initializer:
+    return keras.initializers.VarianceScaling(
+        scale=2.0, mode="fan_out", distribution="untruncated_normal"
+    )
+
+
+def _dense_initializer() -> keras.initializers.Initializer:
+    return keras.initializers.VarianceScaling(
+        scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
+    )
+
+
 # PyTorch BatchNorm2d defaults (momentum 0.1 there is 0.9 here).
 _BN = dict(momentum=0.9, epsilon=1e-5)
 
@@ -401,7 +405,7 @@ def _conv(filters: int, size: int, name: str) -> keras.layers.Layer:
         size,
         padding="same",
         use_bias=False,
-        kernel_initializer=keras.initializers.get(_CONV_INIT),
+        kernel_initializer=_conv_initializer(),
         name=name,
     )
 
@@ -450,7 +454,7 @@ def _build_graph(spec: dict[str, Any], classifier_activation: Any) -> tuple[Any,
     outputs = keras.layers.Dense(
         spec["num_classes"],
         activation=classifier_activation,
-        kernel_initializer=keras.initializers.get(_DENSE_INIT),
+        kernel_initializer=_dense_initializer(),
         bias_initializer="zeros",
         name="predictions",
     )(x)
@@ -502,10 +506,27 @@ class AggregationNet(keras.Model):
     Nesterov momentum 0.9). Inputs are used as given: normalize images
     beforehand (e.g. per-channel mean and std).
 
+    Where the two official SparseNet implementations disagree, the PyTorch
+    one (which produced the paper's results) is followed: no ReLU after the
+    transition convolution (the TensorFlow port adds one), and a working
+    bottleneck (the TensorFlow port's bottleneck feeds its second BN with
+    the layer input). Dropout is element-wise `Dropout` as in Huang et
+    al.; the official PyTorch code uses channel-wise `Dropout2d`.
+
     `depth` counts weighted layers: stem + `num_blocks * N` (or
     `2 * num_blocks * N` with bottleneck) + `num_blocks - 1` transitions +
     classifier, so with 3 blocks `N = (depth - 4) / 3`, or `(depth - 4) / 6`
     with bottleneck.
+
+    Parameter counts (`count_trainable_params`) of the presets match the
+    counts printed by Zhu et al. (2018) except for
+    `SparseNet-BC-100-{16,32,64}` (4.37M here, 4.38M printed) and
+    `SparseNet-BC-100-{32,64,128}` (17.34M here, 16.72M printed; no
+    variant of the conventions we tried reproduces it), and
+    `DenseNet-BC-250-24` / `DenseNet-BC-190-40`, whose printed 15.3M /
+    25.6M are Huang et al.'s 10-class counts (15.48M / 25.82M with 100
+    classes; 15.32M / 25.62M with `num_classes=10`). `docs/sparsenet.md`
+    gives the full table and the evidence.
 
     Args:
         depth: int, total number of weighted layers (see above).
@@ -550,7 +571,9 @@ class AggregationNet(keras.Model):
 
     >>> model = AggregationNet(depth=40, growth_rate=24, aggregation="sparse",
     ...                        num_classes=100, input_shape=(32, 32, 3))
-    >>> sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    >>> model.output.shape
+    (None, 100)
+    >>> count_trainable_params(depth=40, growth_rate=24, num_classes=100)
     757252
     >>> model = AggregationNet.from_name("DenseNet-BC-100-12", num_classes=100)
     >>> type(model).__name__

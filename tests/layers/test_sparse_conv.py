@@ -209,3 +209,32 @@ def test_auto_rule():
     assert SparseConv2D(16, 3, full_connectivity(6, 16)).resolved_implementation == "dense"
     assert SparseConv2D(16, 3, lenet5_c3_connectivity()).resolved_implementation == "dense"
     assert SparseConv2D(16, 3, block_diagonal_connectivity(8, 16, 4)).resolved_implementation == "grouped"
+
+
+@pytest.mark.parametrize("mode", ["native", "split"])
+def test_grouped_modes_agree_with_dense(mode):
+    import keras_sparse.layers.base_sparse_conv as base
+
+    conn = CONNS["permuted_groups"]()
+    x = np.random.default_rng(4).standard_normal((2, 9, 9, 6)).astype("float32")
+    base._grouped_mode_override.append(mode)
+    try:
+        grouped = SparseConv2D(16, 3, conn, implementation="grouped", padding="same")
+        out = to_numpy(grouped(x))
+    finally:
+        base._grouped_mode_override.pop()
+    dense = SparseConv2D(16, 3, conn, implementation="dense", padding="same")
+    dense.build(x.shape)
+    dense.kernel_values.assign(grouped.kernel_values)
+    dense.bias.assign(grouped.bias)
+    np.testing.assert_allclose(out, to_numpy(dense(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_full_connectivity_fast_path_matches_gather():
+    conn = full_connectivity(5, 7)
+    layer = SparseConv2D(7, 3, conn)
+    x = np.random.default_rng(5).standard_normal((2, 6, 6, 5)).astype("float32")
+    out = to_numpy(layer(x))
+    assert layer._plan["index"] is None
+    ref = numpy_conv(x, masked_kernel(layer), (1, 1), "valid", (1, 1)) + to_numpy(layer.bias)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
