@@ -58,6 +58,12 @@ def main(argv=None):
     )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--max-sparse-work",
+        type=float,
+        default=6e7,
+        help="skip the forced sparse kernel when nnz * batch exceeds this (memory)",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     rows = []
@@ -73,6 +79,10 @@ def main(argv=None):
             "sparse_dense[auto]": lambda: SparseDense(args.units, conn),
         }
         for name, make in cases.items():
+            if name == "sparse_dense[sparse]" and conn.nnz * args.batch > args.max_sparse_work:
+                print(f"skip {name} at density {density}: nnz*batch above --max-sparse-work")
+                rows.append(dict(case=name, density=density, nnz=conn.nnz, step_ms=None, forward_ms=None))
+                continue
             model = keras.Sequential([keras.Input((args.n_in,)), make()])
             model.compile(keras.optimizers.SGD(1e-3), "mse")
             step, fwd = time_model(model, x, y, args.steps, args.warmup)

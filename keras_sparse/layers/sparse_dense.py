@@ -14,11 +14,13 @@ from keras_sparse.initializers.sparse_variance_scaling import (
     kernel_values_initializer,
 )
 from keras_sparse.layers.connectivity_layer import ConnectivityLayer
+from keras_sparse.ops import csr_cpu
 from keras_sparse.ops import portable as _kernels
+from keras_sparse.ops.csr_backend import csr_available, make_csr_matmul
 
 __all__ = ["SparseDense"]
 
-IMPLEMENTATIONS = ("auto", "sparse", "dense")
+IMPLEMENTATIONS = ("auto", "sparse", "csr", "dense")
 
 # `kernel` refuses to materialize more dense entries than this.
 _MAX_DENSE_KERNEL_ENTRIES = 1 << 28
@@ -164,6 +166,12 @@ class SparseDense(ConnectivityLayer):
                 "Received an invalid value for `implementation`, expected one of "
                 f"{IMPLEMENTATIONS}. Received: implementation={implementation!r}"
             )
+        if implementation == "csr" and not csr_available():
+            raise NotImplementedError(
+                "implementation='csr' (compiled CPU kernels) is not available on the "
+                f"{keras.backend.backend()!r} backend here: it needs Numba and a CPU "
+                "placement (no GPU). Use implementation='auto' or 'sparse'."
+            )
         self._set_connectivity(connectivity)
         if self._connectivity.num_outputs != units:
             raise ValueError(
@@ -229,9 +237,14 @@ class SparseDense(ConnectivityLayer):
 
     def _make_index_tensors(self) -> None:
         conn = self._connectivity
+        self._csr_matmul = None
         if not isinstance(conn, Connectivity):
             self._index_arrays = None
             return
+        if self.resolved_implementation == "csr":
+            self._csr_matmul = make_csr_matmul(csr_cpu.CSRPlan(conn))
+            # tf.numpy_function cannot be compiled by XLA.
+            self.supports_jit = keras.backend.backend() != "tensorflow"
         rows, cols = conn.input_indices, conn.output_indices
         self._index_arrays = (rows, cols, np.stack([rows, cols], axis=1))
 
@@ -260,7 +273,8 @@ class SparseDense(ConnectivityLayer):
         rows, cols, pairs = self._indices()
         values = ops.cast(kernel_values, inputs.dtype)
         shape = self._connectivity.shape
-        if self.resolved_implementation == "dense":
+        impl = self.resolved_implementation
+        if impl == "dense":
             outputs = _kernels.masked_dense_matmul(inputs, values, pairs, shape)
         else:
             x = inputs
@@ -268,7 +282,12 @@ class SparseDense(ConnectivityLayer):
             if len(inputs.shape) != 2:
                 batch_shape = ops.shape(inputs)[:-1]
                 x = ops.reshape(inputs, (-1, shape[0]))
-            outputs = _kernels.sparse_matmul(x, values, rows, cols, self.units)
+            if impl == "csr":
+                # The compiled kernels run in float32 (also under mixed precision).
+                outputs = self._csr_matmul(ops.cast(x, "float32"), ops.cast(values, "float32"))
+                outputs = ops.cast(outputs, inputs.dtype)
+            else:
+                outputs = _kernels.sparse_matmul(x, values, rows, cols, self.units)
             if batch_shape is not None:
                 outputs = ops.reshape(outputs, tuple(batch_shape) + (self.units,))
         if bias is not None:

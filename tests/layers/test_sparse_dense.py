@@ -13,7 +13,7 @@ from keras_sparse.connectivity import random_connectivity
 from keras_sparse.initializers import SparseVarianceScaling
 from keras_sparse.layers.sparse_dense import choose_implementation
 
-IMPLS = ["sparse", "dense"]
+IMPLS = ["sparse", "csr", "dense"]
 
 
 def make_layer(conn, impl="sparse", **kwargs):

@@ -1,0 +1,161 @@
+"""The compiled CPU kernels as differentiable ops of each Keras backend.
+
+Each backend reaches `keras_sparse.ops.csr_cpu` through its host-call
+mechanism, with a hand-written gradient (the input gradient is skipped when
+nothing needs it):
+
+- JAX: `jax.custom_vjp` around `jax.pure_callback` (works under `jax.jit`);
+- TensorFlow: `tf.custom_gradient` around `tf.numpy_function` (works under
+  `tf.function`, not under XLA `jit_compile=True`, so the layer reports
+  `supports_jit = False` there);
+- PyTorch: a `torch.autograd.Function` on CPU tensors (shared memory).
+
+Only CPU placements use it: `csr_available()` says whether the current
+backend computes on the CPU with Numba present; otherwise callers fall
+back to the portable `keras.ops` kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_sparse.ops import csr_cpu
+
+__all__ = ["csr_available", "make_csr_matmul"]
+
+
+def csr_available(backend: str | None = None) -> bool:
+    """Whether the compiled CPU kernel can run on the current backend/device."""
+    if not csr_cpu.available():
+        return False
+    backend = backend or keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() == "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.config.list_logical_devices("GPU")
+    if backend == "torch":
+        import torch
+
+        # Keras's torch backend places tensors on CUDA whenever it exists.
+        return not torch.cuda.is_available()
+    return False
+
+
+def make_csr_matmul(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
+    """Returns `f(x, values) -> x @ W` for 2-D float32 `x`, differentiable."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _make_jax(plan)
+    if backend == "tensorflow":
+        return _make_tf(plan)
+    if backend == "torch":
+        return _make_torch(plan)
+    raise NotImplementedError(
+        f"The compiled CSR kernel has no binding for the {backend!r} backend."
+    )
+
+
+def _make_jax(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
+    import jax
+
+    n_in, n_out = plan.shape
+
+    def host_forward(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return csr_cpu.forward(plan, np.asarray(x), np.asarray(v))
+
+    def host_input_grad(dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return csr_cpu.input_grad(plan, np.asarray(dy), np.asarray(v))
+
+    def host_values_grad(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        return csr_cpu.values_grad(plan, np.asarray(x), np.asarray(dy))
+
+    def call(host: Callable[..., np.ndarray], shape: tuple[int, ...], dtype: Any, *args: Any) -> Any:
+        return jax.pure_callback(
+            host, jax.ShapeDtypeStruct(shape, dtype), *args, vmap_method="sequential"
+        )
+
+    @jax.custom_vjp
+    def matmul(x: Any, v: Any) -> Any:
+        return call(host_forward, (x.shape[0], n_out), x.dtype, x, v)
+
+    def fwd(x: Any, v: Any) -> tuple[Any, tuple[Any, Any]]:
+        return matmul(x, v), (x, v)
+
+    def bwd(res: tuple[Any, Any], dy: Any) -> tuple[Any, Any]:
+        x, v = res
+        # Each product is its own callback, so XLA drops the input gradient
+        # when nothing consumes it (a first layer).
+        dx = call(host_input_grad, (dy.shape[0], n_in), dy.dtype, dy, v)
+        dv = call(host_values_grad, v.shape, v.dtype, x, dy)
+        return dx, dv
+
+    matmul.defvjp(fwd, bwd)
+    return matmul
+
+
+def _make_tf(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
+    import tensorflow as tf
+
+    n_in, n_out = plan.shape
+
+    @tf.custom_gradient
+    def matmul(x: Any, v: Any) -> Any:
+        y = tf.numpy_function(
+            lambda a, b: csr_cpu.forward(plan, a, b), [x, v], x.dtype, stateful=False
+        )
+        y.set_shape((x.shape[0], n_out))
+
+        def grad(dy: Any) -> tuple[Any, Any]:
+            dx = tf.numpy_function(
+                lambda d, b: csr_cpu.input_grad(plan, d, b), [dy, v], dy.dtype, stateful=False
+            )
+            dx.set_shape((dy.shape[0], n_in))
+            dv = tf.numpy_function(
+                lambda a, d: csr_cpu.values_grad(plan, a, d), [x, dy], v.dtype, stateful=False
+            )
+            dv.set_shape(v.shape)
+            return dx, dv
+
+        return y, grad
+
+    return matmul
+
+
+def _make_torch(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
+    import torch
+
+    class CSRMatmul(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: Any, v: Any) -> Any:
+            ctx.save_for_backward(x, v)
+            out = csr_cpu.forward(plan, x.detach().numpy(), v.detach().numpy())
+            return torch.from_numpy(out)
+
+        @staticmethod
+        def backward(ctx: Any, dy: Any) -> tuple[Any, Any]:
+            x, v = ctx.saved_tensors
+            dy_np = dy.detach().contiguous().numpy()
+            dx = dv = None
+            if ctx.needs_input_grad[0]:
+                dx = torch.from_numpy(csr_cpu.input_grad(plan, dy_np, v.detach().numpy()))
+            if ctx.needs_input_grad[1]:
+                dv = torch.from_numpy(csr_cpu.values_grad(plan, x.detach().numpy(), dy_np))
+            return dx, dv
+
+    def matmul(x: Any, v: Any) -> Any:
+        if x.device.type != "cpu":
+            raise NotImplementedError(
+                "implementation='csr' runs on the CPU only; the PyTorch tensor is on "
+                f"{x.device}. Use implementation='sparse' or 'auto' on accelerators."
+            )
+        return CSRMatmul.apply(x, v)
+
+    return matmul
