@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
             help="Keras backend (default: $KERAS_BACKEND, else jax).",
         )
         p.add_argument("--output", default=out_default, help=f"output folder (default {out_default})")
-        p.add_argument("--epochs", type=int, default=60, help="training epochs (default 60)")
+        p.add_argument(
+            "--epochs", type=int, default=None, help="training epochs (default 60; lenet5: 3)"
+        )
         p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         p.add_argument(
@@ -48,8 +50,20 @@ def _parser() -> argparse.ArgumentParser:
         "logistic regression, then writes the edge weights, pathway importance, "
         "a figure and the model.",
     )
-    demo.add_argument("dataset", nargs="?", default="flu", choices=["flu"])
-    demo.add_argument("--data", default=None, help="folder with fluExample.RData and GeneSets.RData")
+    demo.add_argument(
+        "dataset",
+        nargs="?",
+        default="flu",
+        choices=["flu", "lenet5"],
+        help="flu (default): pathway network on the influenza data; lenet5: LeNet-5 "
+        "with its original C3 table vs a full C3 on Fashion-MNIST",
+    )
+    demo.add_argument(
+        "--data",
+        default=None,
+        help="flu: folder with fluExample.RData and GeneSets.RData; lenet5: folder "
+        "with the four Fashion-MNIST .gz files",
+    )
     demo.add_argument(
         "--gene-sets",
         default="KEGG",
@@ -149,8 +163,35 @@ def _run(args: argparse.Namespace, x: Any, y: Any, groups: Any, connectivity: An
     return 0
 
 
+def _demo_lenet5(args: argparse.Namespace) -> int:
+    import json
+
+    import keras
+
+    from keras_sparse.datasets import load_fashion_mnist
+    from keras_sparse.experiments.lenet5 import run_lenet5_comparison
+
+    data = load_fashion_mnist(args.data)
+    epochs = args.epochs if args.epochs_given else 3
+    print(
+        f"backend: {keras.backend.backend()}; Fashion-MNIST: {len(data[0][0]):,} training, "
+        f"{len(data[1][0]):,} test images; {epochs} epochs",
+        flush=True,
+    )
+    rows = run_lenet5_comparison(data, epochs=epochs, seed=args.seed)
+    os.makedirs(args.output, exist_ok=True)
+    path = os.path.join(args.output, "lenet5_comparison.json")
+    with open(path, "w") as fh:
+        json.dump({"backend": keras.backend.backend(), "epochs": epochs, "rows": rows}, fh, indent=1)
+    print(f"wrote {path}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     import warnings
+
+    if args.dataset == "lenet5":
+        return _demo_lenet5(args)
 
     from keras_sparse.connectivity import from_gene_sets
     from keras_sparse.datasets import fetch_qusage, find_qusage_data, load_flu_challenge
@@ -233,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"keras-sparse: error: {err}", file=sys.stderr)
             return 2
         return 0
+    args.epochs_given = args.epochs is not None
+    if args.epochs is None:
+        args.epochs = 60
     _select_backend(args.backend, argv)
     try:
         return _demo(args) if args.command == "demo" else _fit(args)
