@@ -431,3 +431,11 @@ def test_auto_rule():
     assert choose_implementation(sparse, "torch") == "dense"
     layer = make_layer(sparse, impl="auto")
     assert layer.resolved_implementation == choose_implementation(sparse)
+
+
+def test_csr_unavailable_is_explained(monkeypatch):
+    import keras_sparse.layers.sparse_dense as sd
+
+    monkeypatch.setattr(sd, "csr_available", lambda: False)
+    with pytest.raises(NotImplementedError, match=f"'{BACKEND}' backend"):
+        SparseDense(3, np.eye(3), implementation="csr")
