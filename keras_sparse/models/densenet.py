@@ -35,15 +35,22 @@ __all__ = [
 
 AGGREGATIONS = ("sparse", "dense")
 
-# name -> architecture. Every preset is a 3-block CIFAR network; the
+# name -> architecture. Every preset is a 3-block CIFAR network with the
+# default stem (2 * growth_rate[0]) and compression (0.5 for BC, else 1); the
 # remaining arguments (num_classes, input_shape, dropout_rate, ...) are the
 # caller's.
 PRESETS: dict[str, dict[str, Any]] = {
-    "SparseNet-40-24": dict(aggregation="sparse", depth=40, growth_rate=24),
-    "SparseNet-100-24": dict(aggregation="sparse", depth=100, growth_rate=24),
-    "SparseNet-100-36": dict(aggregation="sparse", depth=100, growth_rate=36),
+    "SparseNet-40-24": dict(
+        aggregation="sparse", depth=40, growth_rate=24, bottleneck=False
+    ),
+    "SparseNet-100-24": dict(
+        aggregation="sparse", depth=100, growth_rate=24, bottleneck=False
+    ),
+    "SparseNet-100-36": dict(
+        aggregation="sparse", depth=100, growth_rate=36, bottleneck=False
+    ),
     "SparseNet-100-{16,32,64}": dict(
-        aggregation="sparse", depth=100, growth_rate=(16, 32, 64)
+        aggregation="sparse", depth=100, growth_rate=(16, 32, 64), bottleneck=False
     ),
     "SparseNet-BC-100-24": dict(
         aggregation="sparse", depth=100, growth_rate=24, bottleneck=True
@@ -54,9 +61,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "SparseNet-BC-100-{32,64,128}": dict(
         aggregation="sparse", depth=100, growth_rate=(32, 64, 128), bottleneck=True
     ),
-    "DenseNet-40-12": dict(aggregation="dense", depth=40, growth_rate=12),
-    "DenseNet-100-12": dict(aggregation="dense", depth=100, growth_rate=12),
-    "DenseNet-100-24": dict(aggregation="dense", depth=100, growth_rate=24),
+    "DenseNet-40-12": dict(
+        aggregation="dense", depth=40, growth_rate=12, bottleneck=False
+    ),
+    "DenseNet-100-12": dict(
+        aggregation="dense", depth=100, growth_rate=12, bottleneck=False
+    ),
+    "DenseNet-100-24": dict(
+        aggregation="dense", depth=100, growth_rate=24, bottleneck=False
+    ),
     "DenseNet-BC-100-12": dict(
         aggregation="dense", depth=100, growth_rate=12, bottleneck=True
     ),
@@ -143,7 +156,8 @@ def aggregated_indices(num_outputs: int, aggregation: str = "sparse") -> list[in
     _check_aggregation(aggregation)
     if not isinstance(num_outputs, int) or num_outputs < 1:
         raise ValueError(
-            f"`num_outputs` must be an integer >= 1. Received: num_outputs={num_outputs!r}"
+            "`num_outputs` must be an integer >= 1. "
+            f"Received: num_outputs={num_outputs!r}"
         )
     if aggregation == "dense":
         return list(range(num_outputs))
@@ -248,7 +262,8 @@ def _resolve(
         )
     if not _is_int(num_classes) or num_classes < 1:
         raise ValueError(
-            f"`num_classes` must be an integer >= 1. Received: num_classes={num_classes!r}"
+            "`num_classes` must be an integer >= 1. "
+            f"Received: num_classes={num_classes!r}"
         )
     if (
         not isinstance(input_shape, Sequence)
@@ -459,6 +474,20 @@ def _build_graph(spec: dict[str, Any], classifier_activation: Any) -> tuple[Any,
         name="predictions",
     )(x)
     return inputs, outputs
+
+
+# Arguments a preset name fixes (`from_name` refuses to override them).
+_ARCHITECTURE_ARGS = frozenset(
+    {
+        "aggregation",
+        "depth",
+        "growth_rate",
+        "bottleneck",
+        "compression",
+        "num_blocks",
+        "stem_channels",
+    }
+)
 
 
 def _normalize_preset_name(name: str) -> str:
@@ -674,8 +703,11 @@ class AggregationNet(keras.Model):
                 (whitespace and case are ignored); `AggregationNet` accepts
                 all of them and returns a `SparseNet` or `DenseNet`.
             **kwargs: the remaining constructor arguments
-                (`num_classes`, `input_shape`, `dropout_rate`, ...). They
-                may not override the preset's architecture.
+                (`num_classes`, `input_shape`, `dropout_rate`,
+                `classifier_activation`, `name`, ...). The architecture
+                (`depth`, `growth_rate`, `bottleneck`, `compression`,
+                `num_blocks`, `stem_channels`, `aggregation`) is the
+                preset's and may not be overridden.
 
         Returns:
             The model.
@@ -699,19 +731,14 @@ class AggregationNet(keras.Model):
                 f"Known presets: {', '.join(known)}."
             )
         arch = dict(PRESETS[lookup[key]])
-        clash = sorted(set(arch) & set(kwargs))
+        clash = sorted(_ARCHITECTURE_ARGS & set(kwargs))
         if clash:
             raise ValueError(
                 f"Preset {lookup[key]!r} fixes {clash}; build the model with "
                 f"the constructor to change them. Received: "
                 + ", ".join(f"{k}={kwargs[k]!r}" for k in clash)
             )
-        aggregation = arch.pop("aggregation")
-        target = cls
-        if cls is AggregationNet:
-            target = SparseNet if aggregation == "sparse" else DenseNet
-        if target is AggregationNet:
-            arch["aggregation"] = aggregation
+        target = SparseNet if arch.pop("aggregation") == "sparse" else DenseNet
         return target(**arch, **kwargs)
 
 
