@@ -75,6 +75,7 @@ def main(argv=None):
         cases = {
             "masked_dense": lambda: MaskedDense(conn.to_dense()),
             "sparse_dense[sparse]": lambda: SparseDense(args.units, conn, implementation="sparse"),
+            "sparse_dense[csr]": lambda: SparseDense(args.units, conn, implementation="csr"),
             "sparse_dense[dense]": lambda: SparseDense(args.units, conn, implementation="dense"),
             "sparse_dense[auto]": lambda: SparseDense(args.units, conn),
         }

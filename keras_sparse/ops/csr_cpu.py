@@ -8,12 +8,18 @@ A training step of a sparse layer needs three products, each
 - value gradient, `dvalues[e] = sum_b x[b, i_e] * dy[b, j_e]`, a sampled
   dense-dense product over the existing connections only.
 
-The kernels work on the batch-major arrays the frameworks hand over (no
-transposes): every sample's row of `x` (or `dy`) is read from cache while
-the connection arrays stream past, and the threads split the batch (forward,
-input gradient) or the connections (value gradient), so no two threads
-write the same memory. Connections are read in the canonical output-major
-order (CSC of `W`): as rows for the forward pass, as a scatter over the connections (input gradient).
+Two layouts, chosen per connectivity (`CSRPlan.transposed`):
+
+- batch-major (very sparse layers): the kernels gather from the arrays the
+  frameworks hand over, no transposes; every sample's row of `x` (or `dy`)
+  stays in cache while the connection arrays stream past;
+- transposed: `x` and `dy` are transposed once (blocked) so the batch is
+  contiguous and each connection is one vectorized multiply-add over the
+  batch, reading rows in both orientations of the connectivity (CSC and CSR
+  of `W`).
+
+Threads own disjoint outputs (rows, samples or connections), so no two
+threads write the same memory.
 """
 
 from __future__ import annotations
@@ -84,15 +90,64 @@ if _HAVE_NUMBA:
                 for e in range(start, stop):
                     out[e] += xb[rows[e]] * db[cols[e]]
 
+    @numba.njit(parallel=True, cache=True)
+    def _transpose(src, dst):  # pragma: no cover
+        # dst = src.T, blocked; threads own bands of dst rows.
+        n, m = src.shape
+        tile = 32
+        for jb in numba.prange((m + tile - 1) // tile):
+            j0 = jb * tile
+            j1 = min(j0 + tile, m)
+            for i0 in range(0, n, tile):
+                i1 = min(i0 + tile, n)
+                for j in range(j0, j1):
+                    for i in range(i0, i1):
+                        dst[j, i] = src[i, j]
+
+    @numba.njit(parallel=True, fastmath=True, cache=True)
+    def _rows_axpy(indptr, indices, values, dense_t, out_t):  # pragma: no cover
+        # out_t[r, :] = sum_{k in row r} values[k] * dense_t[indices[k], :]
+        n_rows = indptr.size - 1
+        batch = dense_t.shape[1]
+        for r in numba.prange(n_rows):
+            orow = out_t[r]
+            orow[:] = 0
+            for k in range(indptr[r], indptr[r + 1]):
+                v = values[k]
+                src = dense_t[indices[k]]
+                for b in range(batch):
+                    orow[b] += v * src[b]
+
+    @numba.njit(parallel=True, fastmath=True, cache=True)
+    def _rows_dot(indptr, indices, a_t, b_t, out):  # pragma: no cover
+        # out[k] = a_t[indices[k], :] . b_t[r, :] for k in row r
+        n_rows = indptr.size - 1
+        batch = a_t.shape[1]
+        for r in numba.prange(n_rows):
+            brow = b_t[r]
+            for k in range(indptr[r], indptr[r + 1]):
+                arow = a_t[indices[k]]
+                acc = arow[0] * 0
+                for b in range(batch):
+                    acc += arow[b] * brow[b]
+                out[k] = acc
+
 
 class CSRPlan:
     """A connectivity laid out for the kernels.
 
     Attributes:
         shape: `(num_inputs, num_outputs)`.
-        out_indptr: `(num_outputs + 1,)` CSC pointers of `W` (canonical order).
         rows, cols: `(nnz,)` input and output index of each connection, in
-            canonical (output-major) order; `out_indices` is `rows`.
+            canonical (output-major) order.
+        out_indptr: `(num_outputs + 1,)` CSC pointers of `W` (canonical order).
+        in_indptr, in_indices, in_perm: the input-major order (CSR of `W`):
+            pointers, output of each connection, canonical value position.
+        transposed: whether the products run on transposed, batch-contiguous
+            copies (vectorized; pays two transposes) rather than gathering
+            from the batch-major arrays (scalar; no transpose). Transposing
+            wins once `nnz >= num_inputs / 2` (measured, see
+            docs/benchmarks.md).
     """
 
     def __init__(self, connectivity: Any) -> None:
@@ -102,26 +157,46 @@ class CSRPlan:
         self.rows = connectivity.input_indices.astype(index)
         self.cols = connectivity.output_indices.astype(index)
         self.out_indptr = connectivity.indptr.astype(np.int64)
-        self.out_indices = self.rows
+        order = np.lexsort((self.cols, self.rows))
+        self.in_perm = order.astype(index)
+        self.in_indices = self.cols[order]
+        self.in_indptr = np.zeros(n_in + 1, dtype=np.int64)
+        np.cumsum(connectivity.fan_out, out=self.in_indptr[1:])
+        self.transposed = 2 * connectivity.nnz >= n_in
 
 
 def _c(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def transpose(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous transpose of a 2-D array (blocked, multithreaded)."""
+    out = np.empty((a.shape[1], a.shape[0]), dtype=a.dtype)
+    _transpose(_c(a), out)
+    return out
+
+
 def forward(plan: CSRPlan, x: np.ndarray, values: np.ndarray) -> np.ndarray:
     """`x @ W`: `x` `(batch, num_inputs)` -> `(batch, num_outputs)`."""
-    x = _c(x)
+    x, values = _c(x), _c(values)
+    if plan.transposed:
+        out_t = np.empty((plan.shape[1], x.shape[0]), dtype=x.dtype)
+        _rows_axpy(plan.out_indptr, plan.rows, values, transpose(x), out_t)
+        return transpose(out_t)
     out = np.empty((x.shape[0], plan.shape[1]), dtype=x.dtype)
-    _gather_rows(x, plan.out_indptr, plan.out_indices, _c(values), out)
+    _gather_rows(x, plan.out_indptr, plan.rows, values, out)
     return out
 
 
 def input_grad(plan: CSRPlan, dy: np.ndarray, values: np.ndarray) -> np.ndarray:
     """`dy @ W.T`: `dy` `(batch, num_outputs)` -> `(batch, num_inputs)`."""
-    dy = _c(dy)
+    dy, values = _c(dy), _c(values)
+    if plan.transposed:
+        out_t = np.empty((plan.shape[0], dy.shape[0]), dtype=dy.dtype)
+        _rows_axpy(plan.in_indptr, plan.in_indices, values[plan.in_perm], transpose(dy), out_t)
+        return transpose(out_t)
     out = np.empty((dy.shape[0], plan.shape[0]), dtype=dy.dtype)
-    _scatter_rows(dy, plan.rows, plan.cols, _c(values), out)
+    _scatter_rows(dy, plan.rows, plan.cols, values, out)
     return out
 
 
@@ -129,5 +204,8 @@ def values_grad(plan: CSRPlan, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """`dvalues[e] = sum_b x[b, i_e] * dy[b, j_e]` -> `(nnz,)`."""
     x, dy = _c(x), _c(dy)
     out = np.empty(plan.rows.size, dtype=x.dtype)
-    _sampled_products(x, dy, plan.rows, plan.cols, out)
+    if plan.transposed:
+        _rows_dot(plan.out_indptr, plan.rows, transpose(x), transpose(dy), out)
+    else:
+        _sampled_products(x, dy, plan.rows, plan.cols, out)
     return out

@@ -1,0 +1,44 @@
+"""The compiled CPU kernels against NumPy, in both layouts."""
+
+import numpy as np
+import pytest
+
+from keras_sparse import Connectivity
+from keras_sparse.connectivity import random_connectivity
+from keras_sparse.ops import csr_cpu
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize(
+    "shape, density, batch",
+    [((50, 7), 0.2, 5), ((300, 40), 0.01, 33), ((64, 64), 1.0, 1), ((2000, 3), 0.002, 17)],
+)
+def test_kernels_match_numpy(transposed, shape, density, batch):
+    conn = random_connectivity(*shape, density=density, seed=0, min_fan_in=1)
+    plan = csr_cpu.CSRPlan(conn)
+    plan.transposed = transposed
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, shape[0])).astype("float32")
+    dy = rng.standard_normal((batch, shape[1])).astype("float32")
+    v = rng.standard_normal(conn.nnz).astype("float32")
+    w = np.zeros(shape)
+    w[conn.input_indices, conn.output_indices] = v
+    np.testing.assert_allclose(csr_cpu.forward(plan, x, v), x @ w, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(csr_cpu.input_grad(plan, dy, v), dy @ w.T, rtol=1e-4, atol=1e-4)
+    expected = (x.astype(np.float64).T @ dy)[conn.input_indices, conn.output_indices]
+    np.testing.assert_allclose(csr_cpu.values_grad(plan, x, dy), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_layout_rule():
+    assert csr_cpu.CSRPlan(random_connectivity(9180, 230, density=0.01, seed=0)).transposed
+    assert not csr_cpu.CSRPlan(random_connectivity(9180, 230, density=0.001, seed=0)).transposed
+
+
+def test_non_contiguous_inputs_and_empty_rows():
+    conn = Connectivity([0, 3], [1, 1], shape=(5, 3), empty_outputs="ignore")
+    plan = csr_cpu.CSRPlan(conn)
+    x = np.asfortranarray(np.arange(20, dtype=np.float32).reshape(4, 5))
+    v = np.array([2.0, -1.0], np.float32)
+    out = csr_cpu.forward(plan, x, v)
+    np.testing.assert_array_equal(out[:, [0, 2]], 0)
+    np.testing.assert_allclose(out[:, 1], 2 * x[:, 0] - x[:, 3])
