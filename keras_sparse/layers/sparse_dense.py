@@ -26,39 +26,61 @@ IMPLEMENTATIONS = ("auto", "sparse", "csr", "dense")
 _MAX_DENSE_KERNEL_ENTRIES = 1 << 28
 
 
-# Highest density at which the portable sparse kernel beats the masked
-# dense one (9180 -> 230, batch 256, training step, 2 CPU cores; see
-# docs/benchmarks.md).
+# Measured crossovers (9180 -> 230, batch 256, training step, 2 CPU cores;
+# docs/benchmarks.md). Without the compiled kernel: the portable sparse
+# kernel up to this density, the dense one above.
 _SPARSE_DENSITY_THRESHOLD = {"tensorflow": 0.01, "jax": 0.005, "torch": 0.002}
+# With the compiled CPU kernel: portable sparse up to the first density,
+# csr up to the second, dense above.
+_CSR_RULE = {"tensorflow": (0.002, 0.25), "jax": (0.002, 0.03), "torch": (0.0, 0.25)}
 # Above this many entries the dense kernel is never formed.
 _MAX_AUTO_DENSE_ENTRIES = 1 << 24
 
 
 def choose_implementation(
-    connectivity: Connectivity, backend: str | None = None
+    connectivity: Connectivity, backend: str | None = None, csr: bool | None = None
 ) -> str:
     """The kernel that `implementation="auto"` runs for a connectivity.
 
-    The rule, derived from `benchmarks/sparse_dense_step.py` (training
-    step, 2 CPU cores, see `docs/benchmarks.md`): `"sparse"` when the
-    dense kernel would exceed 2**24 entries (64 MiB in float32) or the
-    density is at most 1 % on TensorFlow, 0.5 % on JAX, 0.2 % on PyTorch;
-    `"dense"` otherwise. No timing happens at run time.
+    The rule comes from `benchmarks/` (training step on 2 CPU cores, see
+    `docs/benchmarks.md`); nothing is timed at run time.
+
+    With the compiled CPU kernel available (Numba, CPU placement):
+
+    - TensorFlow: `"sparse"` up to 0.2 % density, `"csr"` up to 25 %,
+      `"dense"` above;
+    - JAX: `"sparse"` up to 0.2 %, `"csr"` up to 3 %, `"dense"` above;
+    - PyTorch: `"csr"` up to 25 %, `"dense"` above.
+
+    Without it (GPU, or no Numba): `"sparse"` up to 1 % (TensorFlow),
+    0.5 % (JAX), 0.2 % (PyTorch), `"dense"` above. In every case a layer
+    whose dense kernel would exceed 2**24 entries (64 MiB in float32) never
+    uses `"dense"`.
 
     Args:
         connectivity: the layer's `Connectivity`.
         backend: `"tensorflow"`, `"jax"` or `"torch"`; default the current
             Keras backend.
+        csr: whether the compiled kernel is available; default: detected.
 
     Returns:
-        `"sparse"` or `"dense"`.
+        `"sparse"`, `"csr"` or `"dense"`.
     """
     backend = backend or keras.backend.backend()
+    if csr is None:
+        csr = csr_available(backend)
+    density = connectivity.density
     n_in, n_out = connectivity.shape
-    if n_in * n_out > _MAX_AUTO_DENSE_ENTRIES:
+    too_big = n_in * n_out > _MAX_AUTO_DENSE_ENTRIES
+    if csr:
+        sparse_max, csr_max = _CSR_RULE.get(backend, (0.0, 0.25))
+        if density <= sparse_max:
+            return "sparse"
+        return "csr" if density <= csr_max or too_big else "dense"
+    if too_big:
         return "sparse"
     threshold = _SPARSE_DENSITY_THRESHOLD.get(backend, 0.002)
-    return "sparse" if connectivity.density <= threshold else "dense"
+    return "sparse" if density <= threshold else "dense"
 
 
 @keras.saving.register_keras_serializable(package="keras_sparse")

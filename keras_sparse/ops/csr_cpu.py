@@ -132,6 +132,29 @@ if _HAVE_NUMBA:
                     acc += arow[b] * brow[b]
                 out[k] = acc
 
+    @numba.njit(parallel=True, fastmath=True, cache=True)
+    def _scatter_axpy(indptr, indices, values, dense_t, n_out, n_chunks):  # pragma: no cover
+        # out_t[indices[k], :] += values[k] * dense_t[r, :] for k in row r.
+        # Streams the (large) rows of dense_t once; each thread accumulates
+        # into its own copy of the (small) output, summed at the end.
+        n_rows = indptr.size - 1
+        batch = dense_t.shape[1]
+        partial = np.zeros((n_chunks, n_out, batch), dtype=dense_t.dtype)
+        size = (n_rows + n_chunks - 1) // n_chunks
+        for c in numba.prange(n_chunks):
+            acc = partial[c]
+            for r in range(c * size, min((c + 1) * size, n_rows)):
+                src = dense_t[r]
+                for k in range(indptr[r], indptr[r + 1]):
+                    v = values[k]
+                    dst = acc[indices[k]]
+                    for b in range(batch):
+                        dst[b] += v * src[b]
+        out_t = partial[0]
+        for c in range(1, n_chunks):
+            out_t += partial[c]
+        return out_t
+
 
 class CSRPlan:
     """A connectivity laid out for the kernels.
@@ -163,6 +186,9 @@ class CSRPlan:
         self.in_indptr = np.zeros(n_in + 1, dtype=np.int64)
         np.cumsum(connectivity.fan_out, out=self.in_indptr[1:])
         self.transposed = 2 * connectivity.nnz >= n_in
+        # In the transposed layout, stream the larger dense side and keep the
+        # smaller one (randomly accessed) in cache.
+        self.stream_inputs = n_in > 4 * n_out
 
 
 def _c(a: np.ndarray) -> np.ndarray:
@@ -180,6 +206,13 @@ def forward(plan: CSRPlan, x: np.ndarray, values: np.ndarray) -> np.ndarray:
     """`x @ W`: `x` `(batch, num_inputs)` -> `(batch, num_outputs)`."""
     x, values = _c(x), _c(values)
     if plan.transposed:
+        if plan.stream_inputs:
+            chunks = max(1, numba.get_num_threads())
+            out_t = _scatter_axpy(
+                plan.in_indptr, plan.in_indices, values[plan.in_perm], transpose(x),
+                plan.shape[1], chunks,
+            )
+            return transpose(out_t)
         out_t = np.empty((plan.shape[1], x.shape[0]), dtype=x.dtype)
         _rows_axpy(plan.out_indptr, plan.rows, values, transpose(x), out_t)
         return transpose(out_t)
@@ -204,7 +237,12 @@ def values_grad(plan: CSRPlan, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """`dvalues[e] = sum_b x[b, i_e] * dy[b, j_e]` -> `(nnz,)`."""
     x, dy = _c(x), _c(dy)
     out = np.empty(plan.rows.size, dtype=x.dtype)
-    if plan.transposed:
+    if plan.transposed and plan.stream_inputs:
+        # Input-major: rows of x.T stream once; dy.T rows come from cache.
+        by_input = np.empty_like(out)
+        _rows_dot(plan.in_indptr, plan.in_indices, transpose(dy), transpose(x), by_input)
+        out[plan.in_perm] = by_input
+    elif plan.transposed:
         _rows_dot(plan.out_indptr, plan.rows, transpose(x), transpose(dy), out)
     else:
         _sampled_products(x, dy, plan.rows, plan.cols, out)

@@ -422,15 +422,20 @@ def test_kernel_refuses_huge_dense():
 
 def test_auto_rule():
     small_dense = random_connectivity(100, 50, density=0.5, seed=0)
-    sparse = random_connectivity(9180, 230, density=0.01, seed=0)
+    one_percent = random_connectivity(9180, 230, density=0.01, seed=0)
+    tenth = random_connectivity(9180, 230, density=0.001, seed=0)
     huge = random_connectivity(200_000, 20_000, nnz=1000, seed=0)
-    assert choose_implementation(huge, "tensorflow") == "sparse"
-    assert choose_implementation(huge, "torch") == "sparse"
-    assert choose_implementation(small_dense, "jax") == "dense"
-    assert choose_implementation(sparse, "tensorflow") == "sparse"
-    assert choose_implementation(sparse, "torch") == "dense"
-    layer = make_layer(sparse, impl="auto")
-    assert layer.resolved_implementation == choose_implementation(sparse)
+    for backend in ("tensorflow", "jax", "torch"):
+        assert choose_implementation(huge, backend, csr=False) == "sparse"
+        assert choose_implementation(huge, backend, csr=True) in ("sparse", "csr")
+        assert choose_implementation(small_dense, backend, csr=True) == "dense"
+        assert choose_implementation(one_percent, backend, csr=True) == "csr"
+    assert choose_implementation(tenth, "jax", csr=True) == "sparse"
+    assert choose_implementation(tenth, "torch", csr=True) == "csr"
+    assert choose_implementation(one_percent, "tensorflow", csr=False) == "sparse"
+    assert choose_implementation(one_percent, "torch", csr=False) == "dense"
+    layer = make_layer(one_percent, impl="auto")
+    assert layer.resolved_implementation == choose_implementation(one_percent)
 
 
 def test_csr_unavailable_is_explained(monkeypatch):

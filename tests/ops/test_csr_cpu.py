@@ -8,15 +8,16 @@ from keras_sparse.connectivity import random_connectivity
 from keras_sparse.ops import csr_cpu
 
 
-@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("transposed, stream_inputs", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize(
     "shape, density, batch",
     [((50, 7), 0.2, 5), ((300, 40), 0.01, 33), ((64, 64), 1.0, 1), ((2000, 3), 0.002, 17)],
 )
-def test_kernels_match_numpy(transposed, shape, density, batch):
+def test_kernels_match_numpy(transposed, stream_inputs, shape, density, batch):
     conn = random_connectivity(*shape, density=density, seed=0, min_fan_in=1)
     plan = csr_cpu.CSRPlan(conn)
     plan.transposed = transposed
+    plan.stream_inputs = stream_inputs
     rng = np.random.default_rng(1)
     x = rng.standard_normal((batch, shape[0])).astype("float32")
     dy = rng.standard_normal((batch, shape[1])).astype("float32")
