@@ -34,7 +34,7 @@ def _ms(v):
 
 def dense_section(results):
     lines = [
-        "## SparseDense: 9180 -> 230, batch 256 (`benchmarks/sparse_dense_step.py`)",
+        "## SparseDense: 9180 -> 230 (`benchmarks/sparse_dense_step.py`)",
         "",
         "Median training step (`train_on_batch`, SGD, MSE) and forward pass",
         "(`predict_on_batch`) in ms; `masked_dense` is the full kernel times a",
@@ -43,7 +43,7 @@ def dense_section(results):
     ]
     for res in results:
         meta, rows = res["meta"], res["rows"]
-        lines += [f"### {meta['backend']}", "", _env_line(meta), ""]
+        lines += [f"### {meta['backend']}, batch {meta['batch']}", "", _env_line(meta), ""]
         lines += ["| density | nnz | case | step ms | forward ms | step speed-up vs masked |",
                   "|---|---|---|---|---|---|"]
         base = {r["density"]: r["step_ms"] for r in rows if r["case"] == "masked_dense"}
@@ -80,6 +80,44 @@ def conv_section(results):
     return lines
 
 
+def wide_section(results):
+    lines = [
+        "## Very wide layers (`benchmarks/wide_layer.py`)",
+        "",
+        "Adam training step (median ms) and peak resident memory of the whole",
+        "process (MiB), one implementation per process. A masked dense kernel",
+        "would need 16 GB (2M case) and 200 GB (10M case).",
+        "",
+        "| backend | case | implementation | step ms | peak RSS MiB |",
+        "|---|---|---|---|---|",
+    ]
+    for res in results:
+        r = res["result"]
+        lines.append(
+            f"| {res['meta']['backend']} | {r['n_in']:,} -> {r['units']:,}, nnz {r['nnz']:,}, "
+            f"batch {r['batch']} | {r['implementation']} | {r['step_ms']} | {r['peak_rss_mb']:,} |"
+        )
+    envs = sorted({_env_line(res["meta"]) for res in results})
+    return lines + [""] + [f"- {e}" for e in envs] + [""]
+
+
+def roundtrip_section(results):
+    lines = ["## 10-million-connection `.keras` round trip (`benchmarks/big_roundtrip.py`)", ""]
+    for res in results:
+        r = res["result"]
+        lines += [
+            _env_line(res["meta"]),
+            "",
+            f"- shape {r['shape'][0]:,} x {r['shape'][1]:,}, nnz {r['nnz']:,}",
+            f"- save {r['save_seconds']} s, load {r['load_seconds']} s, bit-exact: {r['bit_exact']}",
+            f"- file {r['file_mb']} MiB vs raw indices + weights {r['raw_mb']} MiB "
+            f"(ratio {r['file_over_raw']})",
+            f"- JSON config {r['config_json_kb']} KiB; peak RSS {r['peak_rss_mb']:,} MiB",
+            "",
+        ]
+    return lines
+
+
 def main():
     header = [
         "# Benchmarks",
@@ -90,10 +128,15 @@ def main():
         "",
         "## Rules that `implementation=\"auto\"` follows",
         "",
-        "- `SparseDense`: the gather/segment-sum kernel when the dense kernel would",
-        "  exceed 2^24 entries or the density is at most 1 % (TensorFlow), 0.5 % (JAX),",
-        "  0.2 % (PyTorch); the masked dense kernel otherwise",
-        "  (`keras_sparse.layers.sparse_dense.choose_implementation`).",
+        "- `SparseDense` (`keras_sparse.layers.sparse_dense.choose_implementation`),",
+        "  with the compiled CPU kernel (`csr`, Numba): TensorFlow `sparse` up to 0.2 %",
+        "  density, `csr` up to 25 %, `dense` above; JAX `sparse` up to 0.2 %, `csr` up",
+        "  to 3 %, `dense` above; PyTorch `csr` up to 25 %, `dense` above. Without it",
+        "  (GPU, no Numba): `sparse` up to 1 % / 0.5 % / 0.2 %, `dense` above. A layer",
+        "  whose dense kernel would exceed 2^24 entries never uses `dense`.",
+        "  `sparse` = portable keras.ops gather + segment-sum; `csr` = compiled CPU",
+        "  kernels through each backend's host call; `dense` = values scattered",
+        "  into a dense kernel, then matmul.",
         "- `SparseConv*D`: one grouped convolution when the connectivity is",
         "  block-diagonal with more than one group after permuting channels (run as",
         "  per-group convolutions on TensorFlow and JAX, whose XLA CPU grouped",
@@ -102,8 +145,12 @@ def main():
         "  (`keras_sparse.layers.base_sparse_conv.choose_conv_implementation`).",
         "",
     ]
-    lines = header + dense_section(_load("sparse_dense_step_*.json")) + conv_section(
-        _load("sparse_conv_step_*.json")
+    lines = (
+        header
+        + dense_section(_load("sparse_dense_step_*.json"))
+        + wide_section(_load("wide_layer_*.json"))
+        + conv_section(_load("sparse_conv_step_*.json"))
+        + roundtrip_section(_load("big_roundtrip_*.json"))
     )
     path = os.path.join(ROOT, "docs", "benchmarks.md")
     os.makedirs(os.path.dirname(path), exist_ok=True)

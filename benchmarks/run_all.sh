@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # Runs every benchmark on every backend (one process each) and writes
-# docs/benchmarks.md. About 10 minutes on 2 cores. Not part of the tests.
+# docs/benchmarks.md. About 25 minutes on 2 cores. Not part of the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-mkdir -p benchmarks/results
+PY=.venv/bin/python
+R=benchmarks/results
+mkdir -p "$R"
 for backend in tensorflow jax torch; do
-  KERAS_BACKEND=$backend .venv/bin/python benchmarks/sparse_dense_step.py \
-    --out "benchmarks/results/sparse_dense_step_$backend.json"
-  KERAS_BACKEND=$backend .venv/bin/python benchmarks/sparse_conv_step.py --warmup 10 \
-    --out "benchmarks/results/sparse_conv_step_$backend.json"
+  export KERAS_BACKEND=$backend
+  $PY benchmarks/sparse_dense_step.py --batch 256 \
+    --densities 0.001 0.005 0.01 0.02 0.05 0.2 1.0 --out "$R/sparse_dense_step_${backend}_b256.json"
+  for batch in 32 2048; do
+    $PY benchmarks/sparse_dense_step.py --batch $batch --densities 0.001 0.01 0.2 \
+      --out "$R/sparse_dense_step_${backend}_b${batch}.json"
+  done
+  for impl in csr sparse; do
+    $PY benchmarks/wide_layer.py --case 2M --impl $impl --out "$R/wide_layer_${backend}_2M_${impl}.json"
+  done
+  $PY benchmarks/wide_layer.py --case 10M --impl csr --out "$R/wide_layer_${backend}_10M_csr.json"
+  $PY benchmarks/sparse_conv_step.py --warmup 10 --out "$R/sparse_conv_step_$backend.json"
 done
-.venv/bin/python benchmarks/report.py
+KERAS_BACKEND=jax $PY benchmarks/big_roundtrip.py --out "$R/big_roundtrip_jax.json"
+$PY benchmarks/report.py
