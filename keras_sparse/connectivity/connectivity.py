@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import warnings
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np

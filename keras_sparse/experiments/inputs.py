@@ -236,7 +236,7 @@ def read_gene_sets(path: str, genes: list[str], min_found: int = 1) -> tuple[Con
                 "with expression files must name its genes and pathways."
             )
         members: dict[str, list[str]] = {name: [] for name in saved.output_names}
-        for i, j in zip(saved.input_indices, saved.output_indices):
+        for i, j in zip(saved.input_indices, saved.output_indices, strict=True):
             members[saved.output_names[j]].append(saved.input_names[i])
         sets = members
     elif lower.endswith(".gmt"):
@@ -255,7 +255,7 @@ def read_gene_sets(path: str, genes: list[str], min_found: int = 1) -> tuple[Con
         if table[[gene_col, set_col]].isna().any().any():
             raise InputFileError(f"--gene-sets: {path!r} has empty gene or pathway cells.")
         sets = {}
-        for gene, name in zip(table[gene_col].astype(str), table[set_col].astype(str)):
+        for gene, name in zip(table[gene_col].astype(str), table[set_col].astype(str), strict=True):
             sets.setdefault(name, []).append(gene)
     all_members = {m for v in sets.values() for m in v}
     overlap = len(all_members & set(genes))
@@ -285,7 +285,7 @@ def summarize_labels(labels: Labels) -> dict[str, Any]:
     out: dict[str, Any] = {"n_samples": int(labels.y.size)}
     if labels.classes is not None:
         counts = np.bincount(labels.y, minlength=len(labels.classes))
-        out["classes"] = {c: int(n) for c, n in zip(labels.classes, counts)}
+        out["classes"] = {c: int(n) for c, n in zip(labels.classes, counts, strict=True)}
     if labels.groups is not None:
         out["n_groups"] = int(len(np.unique(labels.groups)))
     return out

@@ -10,10 +10,7 @@ import numpy as np
 from keras import ops
 
 from keras_sparse.connectivity.connectivity import Connectivity
-from keras_sparse.initializers.sparse_variance_scaling import (
-    SparseVarianceScaling,
-    kernel_values_initializer,
-)
+from keras_sparse.initializers.sparse_variance_scaling import kernel_values_initializer
 from keras_sparse.layers.connectivity_layer import ConnectivityLayer
 
 __all__ = ["BaseSparseConv", "choose_conv_implementation"]
@@ -176,16 +173,16 @@ class BaseSparseConv(ConnectivityLayer):
                     f"{self._connectivity!r} is not. Use 'auto' or 'dense'."
                 )
         self.implementation = implementation
-        self.activation = keras.activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(
-            kernel_initializer if kernel_initializer is not None else SparseVarianceScaling()
+        self._set_weight_options(
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            kernel_constraint,
+            bias_constraint,
         )
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
         self._channel_axis = -1 if data_format == "channels_last" else 1
         self.input_spec = keras.layers.InputSpec(
             ndim=rank + 2, axes={self._channel_axis: self._connectivity.num_inputs}
@@ -306,7 +303,7 @@ class BaseSparseConv(ConnectivityLayer):
             xs = ops.split(x, groups, axis=self._channel_axis)
             ks = ops.split(kernel, groups, axis=-1)
             outputs = ops.concatenate(
-                [ops.conv(xg, kg, **conv_args) for xg, kg in zip(xs, ks)],
+                [ops.conv(xg, kg, **conv_args) for xg, kg in zip(xs, ks, strict=True)],
                 axis=self._channel_axis,
             )
         else:
@@ -368,14 +365,7 @@ class BaseSparseConv(ConnectivityLayer):
                 "padding": self.padding,
                 "data_format": self.data_format,
                 "dilation_rate": self.dilation_rate,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
-                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                **self._weight_options_config(),
                 "implementation": self.implementation,
             }
         )

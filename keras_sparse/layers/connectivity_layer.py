@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_sparse.connectivity.connectivity import Connectivity, as_connectivity
+from keras_sparse.initializers.sparse_variance_scaling import SparseVarianceScaling
 
 __all__ = ["ConnectivityLayer"]
 
@@ -58,6 +59,45 @@ class ConnectivityLayer(keras.layers.Layer):
             )
         else:
             self._connectivity = as_connectivity(connectivity)
+
+    def _set_weight_options(
+        self,
+        activation: Any,
+        use_bias: bool,
+        kernel_initializer: Any,
+        bias_initializer: Any,
+        kernel_regularizer: Any,
+        bias_regularizer: Any,
+        kernel_constraint: Any,
+        bias_constraint: Any,
+    ) -> None:
+        """Normalizes the Keras weight arguments shared by every sparse layer.
+
+        The default kernel initializer (`None`) is `SparseVarianceScaling()`.
+        """
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer if kernel_initializer is not None else SparseVarianceScaling()
+        )
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+
+    def _weight_options_config(self) -> dict[str, Any]:
+        """The serialized form of `_set_weight_options`' arguments."""
+        return {
+            "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+            "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+        }
 
     # ------------------------------------------------------------- inspection
     @property

@@ -9,10 +9,7 @@ import numpy as np
 from keras import ops
 
 from keras_sparse.connectivity.connectivity import Connectivity
-from keras_sparse.initializers.sparse_variance_scaling import (
-    SparseVarianceScaling,
-    kernel_values_initializer,
-)
+from keras_sparse.initializers.sparse_variance_scaling import kernel_values_initializer
 from keras_sparse.layers.connectivity_layer import ConnectivityLayer
 from keras_sparse.ops import csr_cpu
 from keras_sparse.ops import portable as _kernels
@@ -203,18 +200,16 @@ class SparseDense(ConnectivityLayer):
                 f"{self._connectivity.num_outputs})."
             )
         self.units = int(units)
-        self.activation = keras.activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(
-            kernel_initializer
-            if kernel_initializer is not None
-            else SparseVarianceScaling()
+        self._set_weight_options(
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            kernel_constraint,
+            bias_constraint,
         )
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
         self.implementation = implementation
         self.input_spec = keras.layers.InputSpec(
             min_ndim=2, axes={-1: self._connectivity.num_inputs}
@@ -369,20 +364,7 @@ class SparseDense(ConnectivityLayer):
             {
                 "units": self.units,
                 "connectivity": self._connectivity_config(),
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": keras.constraints.serialize(
-                    self.kernel_constraint
-                ),
-                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                **self._weight_options_config(),
                 "implementation": self.implementation,
             }
         )
