@@ -13,6 +13,7 @@ import numpy as np
 __all__ = ["Connectivity", "EmptyOutputWarning", "as_connectivity"]
 
 _EMPTY_OUTPUT_POLICIES = ("warn", "raise", "ignore")
+_MAX_DIM = 2**31 - 1
 
 
 class EmptyOutputWarning(UserWarning):
@@ -218,6 +219,11 @@ class Connectivity:
             raise ValueError(
                 "`shape` must be `(num_inputs, num_outputs)`, two positive "
                 f"integers. Received: shape={shape!r}"
+            )
+        if max(dims) > _MAX_DIM:
+            raise ValueError(
+                "`shape` dimensions must be at most 2**31 - 1 (per-unit arrays "
+                f"of that length are allocated). Received: shape={tuple(dims)!r}"
             )
         return int(dims[0]), int(dims[1])
 

@@ -131,6 +131,15 @@ def test_index_errors():
         Connectivity([[0, 1]], [0], shape=(3, 2))
 
 
+def test_huge_declared_shape_is_refused_quickly():
+    with pytest.raises(ValueError, match=r"at most 2\*\*31 - 1.*10000000000000"):
+        Connectivity([0], [0], shape=(10**13, 5))
+    config = Connectivity([0], [0], shape=(3, 2), empty_outputs="ignore").get_config()
+    config["shape"] = [10**13, 2]
+    with pytest.raises(ValueError, match="at most 2"):
+        Connectivity.from_config(config)
+
+
 def test_name_errors():
     with pytest.raises(ValueError, match=r"one name per input \(4\). Received 3"):
         Connectivity.from_dense(MASK, input_names=["a", "b", "c"])
