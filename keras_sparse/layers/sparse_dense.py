@@ -215,7 +215,7 @@ class SparseDense(ConnectivityLayer):
             min_ndim=2, axes={-1: self._connectivity.num_inputs}
         )
         self.supports_masking = True
-        self._index_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._index_arrays: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape: Any) -> None:
@@ -263,7 +263,8 @@ class SparseDense(ConnectivityLayer):
             # tf.numpy_function cannot be compiled by XLA.
             self.supports_jit = keras.backend.backend() != "tensorflow"
         rows, cols = conn.input_indices, conn.output_indices
-        self._index_arrays = (rows, cols, np.stack([rows, cols], axis=1))
+        full = conn.nnz == conn.num_inputs * conn.num_outputs
+        self._index_arrays = (rows, cols, None if full else np.stack([rows, cols], axis=1))
 
     def _indices(self) -> tuple[Any, Any, Any]:
         # NumPy arrays are converted at each call: under tf.function and
@@ -273,7 +274,9 @@ class SparseDense(ConnectivityLayer):
         if self._index_arrays is None:
             _ = self.connectivity  # raises the explanatory RuntimeError
         assert self._index_arrays is not None
-        return tuple(ops.convert_to_tensor(a) for a in self._index_arrays)  # type: ignore[return-value]
+        return tuple(  # type: ignore[return-value]
+            None if a is None else ops.convert_to_tensor(a) for a in self._index_arrays
+        )
 
     def _saved_variables(self) -> list[Any]:
         return [self.kernel_values] + ([self.bias] if self.use_bias else [])

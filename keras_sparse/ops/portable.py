@@ -50,9 +50,13 @@ def densify(values: Any, indices: Any, shape: tuple[int, int]) -> Any:
 
     Args:
         values: `(nnz,)` tensor.
-        indices: `(nnz, 2)` integer tensor of `(input, output)` positions.
+        indices: `(nnz, 2)` integer tensor of `(input, output)` positions, or
+            `None` for a full connectivity, whose canonical order (by output,
+            then input) is the transposed kernel: no scatter is needed.
         shape: `(num_inputs, num_outputs)`.
     """
+    if indices is None:
+        return ops.transpose(ops.reshape(values, (shape[1], shape[0])))
     # `scatter_update` into zeros (indices are unique): vectorized on every
     # backend, unlike `ops.scatter`, which loops in Python on PyTorch.
     return ops.scatter_update(ops.zeros(shape, dtype=values.dtype), indices, values)
