@@ -101,6 +101,27 @@ def wide_section(results):
     return lines + [""] + [f"- {e}" for e in envs] + [""]
 
 
+def densenet_section(results):
+    if not results:
+        return []
+    lines = [
+        "## SparseNet vs DenseNet training throughput (`benchmarks/densenet_throughput.py`)",
+        "",
+        "Batch 64 of 32x32x3, 100 classes, SGD + Nesterov; one model per process.",
+        "",
+        "| backend | model | params | images/s | peak RSS MiB |",
+        "|---|---|---|---|---|",
+    ]
+    for res in results:
+        r = res["result"]
+        lines.append(
+            f"| {res['meta']['backend']} | {r['model']} | {r['params']:,} | "
+            f"{r['images_per_s']} | {r['peak_rss_mb']:,} |"
+        )
+    envs = sorted({_env_line(res["meta"]) for res in results})
+    return lines + [""] + [f"- {e}" for e in envs] + [""]
+
+
 def roundtrip_section(results):
     lines = ["## 10-million-connection `.keras` round trip (`benchmarks/big_roundtrip.py`)", ""]
     for res in results:
@@ -150,6 +171,7 @@ def main():
         + dense_section(_load("sparse_dense_step_*.json"))
         + wide_section(_load("wide_layer_*.json"))
         + conv_section(_load("sparse_conv_step_*.json"))
+        + densenet_section(_load("densenet_*.json"))
         + roundtrip_section(_load("big_roundtrip_*.json"))
     )
     path = os.path.join(ROOT, "docs", "benchmarks.md")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark on every backend (one process each) and writes
-# docs/benchmarks.md. About 25 minutes on 2 cores. Not part of the tests.
+# docs/benchmarks.md. About 40 minutes on 2 cores. Not part of the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,6 +20,9 @@ for backend in tensorflow jax torch; do
   done
   $PY benchmarks/wide_layer.py --case 10M --impl csr --out "$R/wide_layer_${backend}_10M_csr.json"
   $PY benchmarks/sparse_conv_step.py --warmup 10 --out "$R/sparse_conv_step_$backend.json"
+  for model in SparseNet-40-24 DenseNet-BC-100-12; do
+    $PY benchmarks/densenet_throughput.py --model "$model" --out "$R/densenet_${backend}_${model}.json"
+  done
 done
 KERAS_BACKEND=jax $PY benchmarks/big_roundtrip.py --out "$R/big_roundtrip_jax.json"
 $PY benchmarks/report.py
