@@ -117,9 +117,12 @@ class SparseDense(ConnectivityLayer):
             constraints see the vector of all values, not one column.
         bias_constraint: constraint on the bias.
         implementation: `"auto"` (default; see `choose_implementation`),
-            `"sparse"` (gather + segment-sum, memory and work `O(batch *
-            nnz)`), or `"dense"` (scatter into a dense kernel, then matmul).
-            All give the same result.
+            `"sparse"` (portable `keras.ops` gather + segment-sum, memory and
+            work `O(batch * nnz)`, any device), `"csr"` (compiled
+            multithreaded CPU kernels, `keras_sparse.ops.csr_cpu`, with
+            hand-written gradients; float32 internally), or `"dense"`
+            (values scattered into a dense kernel, then matmul). All give the
+            same result to float32 rounding.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Input shape:
@@ -135,6 +138,8 @@ class SparseDense(ConnectivityLayer):
             input's last axis differs from `connectivity.num_inputs`, or a
             loaded file holds a different connectivity than the layer's.
         TypeError: if `connectivity` is of an unsupported type.
+        NotImplementedError: for `implementation="csr"` where the compiled
+            kernel cannot run (no Numba, or a GPU placement).
 
     Example:
 
