@@ -102,8 +102,10 @@ def load_cifar(
 class CifarBatches(keras.utils.PyDataset):
     """Normalised, optionally augmented CIFAR batches (backend-independent).
 
-    Augmentation: 4-pixel zero padding, a random 32x32 crop and a random
-    horizontal flip per image, drawn from `numpy.random.default_rng(seed)`.
+    Augmentation: 4-pixel zero padding, a random crop back to the image size
+    (32x32 for CIFAR) and a random horizontal flip per image, drawn from
+    `numpy.random.default_rng(seed)`. Images are `(n, height, width,
+    channels)` uint8.
     """
 
     def __init__(
@@ -134,12 +136,13 @@ class CifarBatches(keras.utils.PyDataset):
         ids = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         images = (self.x[ids].astype("float32") / 255.0 - self.mean) / self.std
         if self.augment:
+            height, width = images.shape[1:3]
             padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
             out = np.empty_like(images)
             offsets = self.rng.integers(0, 9, size=(len(ids), 2))
             flips = self.rng.random(len(ids)) < 0.5
             for k, (dy, dx) in enumerate(offsets):
-                crop = padded[k, dy : dy + 32, dx : dx + 32]
+                crop = padded[k, dy : dy + height, dx : dx + width]
                 out[k] = crop[:, ::-1] if flips[k] else crop
             images = out
         return images, self.y[ids]
@@ -182,7 +185,7 @@ def train_cifar(
         Zhu et al., "Sparsely Aggregated Convolutional Networks", ECCV 2018.
     """
     (x_train, y_train), (x_test, y_test) = data
-    pixels = x_train.reshape(-1, 3).astype("float64") / 255.0
+    pixels = x_train.reshape(-1, x_train.shape[-1]).astype("float64") / 255.0
     mean, std = pixels.mean(axis=0), pixels.std(axis=0)
     train = CifarBatches(x_train, y_train, batch_size, mean, std, augment=True, seed=seed)
     test = CifarBatches(x_test, y_test, 256, mean, std, augment=False)
