@@ -66,6 +66,10 @@ def masked_dense_matmul(x: Any, values: Any, indices: Any, shape: tuple[int, int
     """Computes `x @ W` by scattering `W` into a dense kernel first.
 
     Cost `O(num_inputs * num_outputs)` in memory and `O(batch * num_inputs *
-    num_outputs)` in work: fastest at high density on small layers.
+    num_outputs)` in work: fastest at high density on small layers. A full
+    connectivity (`indices=None`) multiplies by the values viewed as the
+    `(num_outputs, num_inputs)` transposed kernel, with no copy.
     """
+    if indices is None:
+        return ops.einsum("bi,oi->bo", x, ops.reshape(values, (shape[1], shape[0])))
     return ops.matmul(x, densify(values, indices, shape))
