@@ -73,11 +73,11 @@ def main(argv=None):
     for density in args.densities:
         conn = random_connectivity(args.n_in, args.units, density=density, seed=0)
         cases = {
-            "masked_dense": lambda: MaskedDense(conn.to_dense()),
-            "sparse_dense[sparse]": lambda: SparseDense(args.units, conn, implementation="sparse"),
-            "sparse_dense[csr]": lambda: SparseDense(args.units, conn, implementation="csr"),
-            "sparse_dense[dense]": lambda: SparseDense(args.units, conn, implementation="dense"),
-            "sparse_dense[auto]": lambda: SparseDense(args.units, conn),
+            "masked_dense": lambda conn=conn: MaskedDense(conn.to_dense()),
+            "sparse_dense[sparse]": lambda conn=conn: SparseDense(args.units, conn, implementation="sparse"),
+            "sparse_dense[csr]": lambda conn=conn: SparseDense(args.units, conn, implementation="csr"),
+            "sparse_dense[dense]": lambda conn=conn: SparseDense(args.units, conn, implementation="dense"),
+            "sparse_dense[auto]": lambda conn=conn: SparseDense(args.units, conn),
         }
         for name, make in cases.items():
             if name == "sparse_dense[sparse]" and conn.nnz * args.batch > args.max_sparse_work:

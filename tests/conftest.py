@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import warnings
 
-import keras
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
+
+import keras  # noqa: E402
 import numpy as np
 import pytest
 
@@ -67,7 +69,3 @@ def quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
-
-def pytest_configure(config):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -107,6 +107,3 @@ class SparseConv3D(BaseSparseConv):
             implementation=implementation,
             **kwargs,
         )
-
-    def get_config(self) -> dict[str, Any]:
-        return super().get_config()

@@ -255,9 +255,9 @@ class SparseDense(ConnectivityLayer):
             )
         else:
             self.bias = None
-        self._make_index_tensors()
+        self._make_plan()
 
-    def _make_index_tensors(self) -> None:
+    def _make_plan(self) -> None:
         conn = self._connectivity
         self._csr_matmul = None
         if not isinstance(conn, Connectivity):
@@ -287,7 +287,7 @@ class SparseDense(ConnectivityLayer):
         return [self.kernel_values] + ([self.bias] if self.use_bias else [])
 
     def _on_connectivity_loaded(self) -> None:
-        self._make_index_tensors()
+        self._make_plan()
 
     # ------------------------------------------------------------------- call
     def call(self, inputs: Any) -> Any:
