@@ -10,6 +10,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 import keras  # noqa: E402
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests: CI draws the same examples every run ("ci", derandomized), so
+# a red run is reproducible; HYPOTHESIS_PROFILE=explore draws fresh random
+# examples, and KERAS_SPARSE_HYPOTHESIS_SCALE=10 draws ten times as many.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+HYPOTHESIS_SCALE = float(os.environ.get("KERAS_SPARSE_HYPOTHESIS_SCALE", "1"))
+
+
+def max_examples(n: int) -> int:
+    """A test's example count, scaled by `KERAS_SPARSE_HYPOTHESIS_SCALE`."""
+    return max(1, int(n * HYPOTHESIS_SCALE))
 
 BACKEND = keras.backend.backend()
 

@@ -68,8 +68,10 @@ def test_forward_and_gradients_match_numpy(impl, shape, density):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_leading_batch_dims_and_activation(impl):
-    conn = random_connectivity(10, 6, density=0.4, seed=1)
+@pytest.mark.parametrize("density", [0.4, 1.0])
+def test_leading_batch_dims_and_activation(impl, density):
+    # density 1.0 takes the full-connectivity path (no indices).
+    conn = random_connectivity(10, 6, density=density, seed=1)
     layer = make_layer(conn, impl, activation="relu")
     x = np.random.default_rng(1).standard_normal((2, 3, 10)).astype("float32")
     out = to_numpy(layer(x))

@@ -9,13 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from keras import ops
 
-from conftest import gradients, reference_forward, to_numpy
+from conftest import gradients, max_examples, reference_forward, to_numpy
 from keras_sparse import Connectivity, SparseDense
 from keras_sparse.connectivity import read_gmt
 from keras_sparse.layers import SparseConv1D
 
 SETTINGS = settings(
-    max_examples=15,
+    max_examples=max_examples(15),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -81,7 +81,7 @@ def test_connectivity_config_round_trip(conn, names):
     assert SparseDense.from_config(layer.get_config()).connectivity == conn
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=max_examples(6), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(conn=connectivities(), optimizer=st.sampled_from(["sgd", "adam", "adamw", "rmsprop"]))
 def test_absent_weights_stay_zero_under_training(conn, optimizer, tmp_path_factory):
     model = keras.Sequential([keras.Input((conn.num_inputs,)), SparseDense(conn.num_outputs, conn)])
@@ -101,7 +101,7 @@ def test_absent_weights_stay_zero_under_training(conn, optimizer, tmp_path_facto
     )
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=max_examples(8), deadline=None)
 @given(
     c_in=st.integers(1, 5),
     filters=st.integers(1, 6),
@@ -125,7 +125,7 @@ def test_sparse_conv1d_matches_masked_conv(c_in, filters, density, kernel, seed)
 _TEXT = st.text(alphabet=string.printable + "é\x00\ufeff", max_size=200)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=max_examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.one_of(_TEXT.map(lambda s: s.encode("utf-8")), st.binary(max_size=200)))
 def test_gmt_reader_fuzz(raw, tmp_path_factory):
     path = tmp_path_factory.mktemp("gmt") / "f.gmt"
@@ -138,7 +138,7 @@ def test_gmt_reader_fuzz(raw, tmp_path_factory):
     assert all(isinstance(m, str) and m for v in sets.values() for m in v)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=max_examples(100), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.binary(max_size=300))
 def test_edge_table_reader_fuzz(raw, tmp_path_factory):
     from keras_sparse.experiments.inputs import InputFileError, read_gene_sets
