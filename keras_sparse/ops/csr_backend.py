@@ -4,7 +4,10 @@ Each backend reaches `keras_sparse.ops.csr_cpu` through its host-call
 mechanism, with a hand-written gradient (the input gradient is skipped when
 nothing needs it):
 
-- JAX: `jax.custom_vjp` around `jax.pure_callback` (works under `jax.jit`);
+- JAX: `jax.custom_vjp` around XLA FFI custom calls into the same kernels
+  (`keras_sparse.ops.xla_ffi`: no copy, Python not entered), or around
+  `jax.pure_callback` where the FFI kernels are unavailable (both work
+  under `jax.jit`);
 - TensorFlow: `tf.custom_gradient` around `tf.numpy_function` (works under
   `tf.function`, not under XLA `jit_compile=True`, so the layer reports
   `supports_jit = False` there);
@@ -63,9 +66,20 @@ def make_csr_matmul(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
     )
 
 
-def _make_jax(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
+def _make_jax(plan: csr_cpu.CSRPlan, use_ffi: bool | None = None) -> Callable[[Any, Any], Any]:
+    """`use_ffi`: None = the FFI kernels when available, else pure_callback."""
     import jax
 
+    from keras_sparse.ops import xla_ffi
+
+    if use_ffi is None:
+        use_ffi = xla_ffi.supports(plan) and xla_ffi.available()
+    if use_ffi:
+        return _jax_vjp(
+            lambda x, v: xla_ffi.call_forward(plan, x, v),
+            lambda dy, v: xla_ffi.call_input_grad(plan, dy, v),
+            lambda x, dy: xla_ffi.call_values_grad(plan, x, dy),
+        )
     n_in, n_out = plan.shape
 
     def host_forward(x: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -82,20 +96,29 @@ def _make_jax(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
             host, jax.ShapeDtypeStruct(shape, dtype), *args, vmap_method="sequential"
         )
 
+    return _jax_vjp(
+        lambda x, v: call(host_forward, (x.shape[0], n_out), x.dtype, x, v),
+        lambda dy, v: call(host_input_grad, (dy.shape[0], n_in), dy.dtype, dy, v),
+        lambda x, dy: call(host_values_grad, (plan.nnz,), x.dtype, x, dy),
+    )
+
+
+def _jax_vjp(forward: Callable, input_grad: Callable, values_grad: Callable) -> Callable:
+    """`x @ W` with a custom VJP from the three products."""
+    import jax
+
     @jax.custom_vjp
     def matmul(x: Any, v: Any) -> Any:
-        return call(host_forward, (x.shape[0], n_out), x.dtype, x, v)
+        return forward(x, v)
 
     def fwd(x: Any, v: Any) -> tuple[Any, tuple[Any, Any]]:
-        return matmul(x, v), (x, v)
+        return forward(x, v), (x, v)
 
     def bwd(res: tuple[Any, Any], dy: Any) -> tuple[Any, Any]:
         x, v = res
-        # Each product is its own callback, so XLA drops the input gradient
-        # when nothing consumes it (a first layer).
-        dx = call(host_input_grad, (dy.shape[0], n_in), dy.dtype, dy, v)
-        dv = call(host_values_grad, v.shape, v.dtype, x, dy)
-        return dx, dv
+        # Each product is its own call without side effects, so XLA drops the
+        # input gradient when nothing consumes it (a first layer).
+        return input_grad(dy, v), values_grad(x, dy)
 
     matmul.defvjp(fwd, bwd)
     return matmul

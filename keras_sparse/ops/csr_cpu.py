@@ -8,18 +8,18 @@ A training step of a sparse layer needs three products, each
 - value gradient, `dvalues[e] = sum_b x[b, i_e] * dy[b, j_e]`, a sampled
   dense-dense product over the existing connections only.
 
-Two layouts, chosen per connectivity (`CSRPlan.transposed`):
+All three walk `W` input by input (CSR of the `(num_inputs, num_outputs)`
+kernel) over a block of samples at a time. The block's slice of the dense
+side is transposed on the fly, a small tile at a time, into a buffer that
+stays in cache, so every connection is one vectorized multiply-add over the
+block's samples and no transposed copy of `x`, `dy` or `dx` is ever
+written to memory. Inputs without a connection are skipped. Threads own
+disjoint sample blocks (forward, input gradient) or disjoint inputs (value
+gradient), so no two threads write the same memory. Memory beyond the
+arrays handed in and out is `O(num_outputs * block)` per thread.
 
-- batch-major (very sparse layers): the kernels gather from the arrays the
-  frameworks hand over, no transposes; every sample's row of `x` (or `dy`)
-  stays in cache while the connection arrays stream past;
-- transposed: `x` and `dy` are transposed once (blocked) so the batch is
-  contiguous and each connection is one vectorized multiply-add over the
-  batch, reading rows in both orientations of the connectivity (CSC and CSR
-  of `W`).
-
-Threads own disjoint outputs (rows, samples or connections), so no two
-threads write the same memory.
+Measured against the previous transposed-copy kernels and SciPy in
+`benchmarks/` (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ except ImportError:  # pragma: no cover - exercised only without numba
 
 __all__ = ["available", "CSRPlan", "forward", "input_grad", "values_grad"]
 
+# Inputs transposed together into the cache-resident tile.
+_TILE = 16
+# Largest sample block: `num_outputs * block` accumulators per thread.
+_MAX_BLOCK = 128
+
 
 def available() -> bool:
     """Whether the compiled kernels can run (Numba importable)."""
@@ -45,205 +50,188 @@ def available() -> bool:
 
 
 if _HAVE_NUMBA:
-
     @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _gather_rows(x, indptr, indices, values, out):  # pragma: no cover
-        # out[b, r] = sum_{k in row r} values[k] * x[b, indices[k]]
+    def _forward(x, indptr, indices, values, active, n_out, blk, out):  # pragma: no cover
+        # out[b, o] = sum over connections (i -> o) of values * x[b, i]; input-major
+        # CSR (indptr/indices/values by input), `active` = inputs with connections.
         batch = x.shape[0]
-        n_rows = indptr.size - 1
-        for b in numba.prange(batch):
-            xb = x[b]
-            ob = out[b]
-            for r in range(n_rows):
-                acc = xb[0] * 0
-                for k in range(indptr[r], indptr[r + 1]):
-                    acc += values[k] * xb[indices[k]]
-                ob[r] = acc
+        n_active = active.size
+        for bb in numba.prange((batch + blk - 1) // blk):
+            b0 = bb * blk
+            nb = min(blk, batch - b0)
+            acc = np.zeros((n_out, nb), dtype=x.dtype)
+            tile = np.empty((_TILE, nb), dtype=x.dtype)
+            for a0 in range(0, n_active, _TILE):
+                na = min(_TILE, n_active - a0)
+                for t in range(nb):
+                    xr = x[b0 + t]
+                    for j in range(na):
+                        tile[j, t] = xr[active[a0 + j]]
+                for j in range(na):
+                    i = active[a0 + j]
+                    xs = tile[j]
+                    for k in range(indptr[i], indptr[i + 1]):
+                        v = values[k]
+                        row = acc[indices[k]]
+                        for t in range(nb):
+                            row[t] += v * xs[t]
+            for t in range(nb):
+                orow = out[b0 + t]
+                for o in range(n_out):
+                    orow[o] = acc[o, t]
 
     @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _scatter_rows(dy, rows, cols, values, out):  # pragma: no cover
-        # out[b, rows[e]] += values[e] * dy[b, cols[e]], out zeroed first
-        batch = dy.shape[0]
-        nnz = rows.size
-        for b in numba.prange(batch):
-            ob = out[b]
-            db = dy[b]
-            ob[:] = 0
-            for e in range(nnz):
-                ob[rows[e]] += values[e] * db[cols[e]]
+    def _input_grad(dy, indptr, indices, values, n_in, blk, out):  # pragma: no cover
+        # out[b, i] = sum over connections (i -> o) of values * dy[b, o]
+        batch, n_out = dy.shape
+        for bb in numba.prange((batch + blk - 1) // blk):
+            b0 = bb * blk
+            nb = min(blk, batch - b0)
+            dyt = np.empty((n_out, nb), dtype=dy.dtype)
+            for t in range(nb):
+                for o in range(n_out):
+                    dyt[o, t] = dy[b0 + t, o]
+            tile = np.empty((_TILE, nb), dtype=dy.dtype)
+            for i0 in range(0, n_in, _TILE):
+                ni = min(_TILE, n_in - i0)
+                for j in range(ni):
+                    acc = tile[j]
+                    acc[:] = 0
+                    i = i0 + j
+                    for k in range(indptr[i], indptr[i + 1]):
+                        v = values[k]
+                        d = dyt[indices[k]]
+                        for t in range(nb):
+                            acc[t] += v * d[t]
+                for t in range(nb):
+                    orow = out[b0 + t]
+                    for j in range(ni):
+                        orow[i0 + j] = tile[j, t]
 
     @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _sampled_products(x, dy, rows, cols, out):  # pragma: no cover
-        # out[e] = sum_b x[b, rows[e]] * dy[b, cols[e]]; threads own slices of e
-        nnz = rows.size
+    def _values_grad(x, dy, indptr, indices, perm, active, blk, n_chunks, out):  # pragma: no cover
+        # out[perm[k]] = sum_b x[b, i] * dy[b, indices[k]] for connection k of input i.
         batch = x.shape[0]
-        n_chunks = max(1, min(nnz // 2048, 256))
-        size = (nnz + n_chunks - 1) // n_chunks
+        n_out = dy.shape[1]
+        nblk = (batch + blk - 1) // blk
+        dyt = np.zeros((nblk, n_out, blk), dtype=dy.dtype)
+        for bb in numba.prange(nblk):
+            b0 = bb * blk
+            for t in range(min(blk, batch - b0)):
+                for o in range(n_out):
+                    dyt[bb, o, t] = dy[b0 + t, o]
+        n_active = active.size
+        size = (n_active + n_chunks - 1) // n_chunks
         for c in numba.prange(n_chunks):
-            start = c * size
-            stop = min(start + size, nnz)
-            for e in range(start, stop):
-                out[e] = 0
-            for b in range(batch):
-                xb = x[b]
-                db = dy[b]
-                for e in range(start, stop):
-                    out[e] += xb[rows[e]] * db[cols[e]]
-
-    @numba.njit(parallel=True, cache=True)
-    def _transpose(src, dst):  # pragma: no cover
-        # dst = src.T, blocked; threads own bands of dst rows.
-        n, m = src.shape
-        tile = 32
-        for jb in numba.prange((m + tile - 1) // tile):
-            j0 = jb * tile
-            j1 = min(j0 + tile, m)
-            for i0 in range(0, n, tile):
-                i1 = min(i0 + tile, n)
-                for j in range(j0, j1):
-                    for i in range(i0, i1):
-                        dst[j, i] = src[i, j]
-
-    @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _rows_axpy(indptr, indices, values, dense_t, out_t):  # pragma: no cover
-        # out_t[r, :] = sum_{k in row r} values[k] * dense_t[indices[k], :]
-        n_rows = indptr.size - 1
-        batch = dense_t.shape[1]
-        for r in numba.prange(n_rows):
-            orow = out_t[r]
-            orow[:] = 0
-            for k in range(indptr[r], indptr[r + 1]):
-                v = values[k]
-                src = dense_t[indices[k]]
-                for b in range(batch):
-                    orow[b] += v * src[b]
-
-    @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _rows_dot(indptr, indices, a_t, b_t, out):  # pragma: no cover
-        # out[k] = a_t[indices[k], :] . b_t[r, :] for k in row r
-        n_rows = indptr.size - 1
-        batch = a_t.shape[1]
-        for r in numba.prange(n_rows):
-            brow = b_t[r]
-            for k in range(indptr[r], indptr[r + 1]):
-                arow = a_t[indices[k]]
-                acc = arow[0] * 0
-                for b in range(batch):
-                    acc += arow[b] * brow[b]
-                out[k] = acc
-
-    @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _scatter_axpy(indptr, indices, values, dense_t, n_out, n_chunks):  # pragma: no cover
-        # out_t[indices[k], :] += values[k] * dense_t[r, :] for k in row r.
-        # Streams the (large) rows of dense_t once; each thread accumulates
-        # into its own copy of the (small) output, summed at the end.
-        n_rows = indptr.size - 1
-        batch = dense_t.shape[1]
-        partial = np.zeros((n_chunks, n_out, batch), dtype=dense_t.dtype)
-        size = (n_rows + n_chunks - 1) // n_chunks
-        for c in numba.prange(n_chunks):
-            acc = partial[c]
-            for r in range(c * size, min((c + 1) * size, n_rows)):
-                src = dense_t[r]
-                for k in range(indptr[r], indptr[r + 1]):
-                    v = values[k]
-                    dst = acc[indices[k]]
-                    for b in range(batch):
-                        dst[b] += v * src[b]
-        out_t = partial[0]
-        for c in range(1, n_chunks):
-            out_t += partial[c]
-        return out_t
+            tile = np.empty((_TILE, blk), dtype=x.dtype)
+            for a0 in range(c * size, min((c + 1) * size, n_active), _TILE):
+                na = min(_TILE, min((c + 1) * size, n_active) - a0)
+                for j in range(na):
+                    i = active[a0 + j]
+                    for k in range(indptr[i], indptr[i + 1]):
+                        out[perm[k]] = 0
+                for bb in range(nblk):
+                    b0 = bb * blk
+                    nb = min(blk, batch - b0)
+                    for t in range(nb):
+                        xr = x[b0 + t]
+                        for j in range(na):
+                            tile[j, t] = xr[active[a0 + j]]
+                    for j in range(na):
+                        i = active[a0 + j]
+                        xs = tile[j]
+                        for k in range(indptr[i], indptr[i + 1]):
+                            d = dyt[bb, indices[k]]
+                            s = xs[0] * 0
+                            for t in range(nb):
+                                s += xs[t] * d[t]
+                            out[perm[k]] += s
 
 
 class CSRPlan:
-    """A connectivity laid out for the kernels.
+    """A connectivity laid out for the kernels (built once per layer).
 
     Attributes:
         shape: `(num_inputs, num_outputs)`.
-        rows, cols: `(nnz,)` input and output index of each connection, in
-            canonical (output-major) order.
-        out_indptr: `(num_outputs + 1,)` CSC pointers of `W` (canonical order).
-        in_indptr, in_indices, in_perm: the input-major order (CSR of `W`):
-            pointers, output of each connection, canonical value position.
-        transposed: whether the products run on transposed, batch-contiguous
-            copies (vectorized; pays two transposes) rather than gathering
-            from the batch-major arrays (scalar; no transpose). Transposing
-            wins once `nnz >= num_inputs / 2` (measured, see
-            docs/benchmarks.md).
+        index_dtype: int32, or int64 when `nnz >= 2**31`.
+        in_indptr: `(num_inputs + 1,)` CSR pointers of `W` (by input).
+        in_indices: `(nnz,)` output of each connection, in input-major order.
+        in_perm: `(nnz,)` canonical (output-major) position of each
+            input-major connection: `values[in_perm]` is input-major.
+        active: inputs that have at least one connection, ascending.
     """
 
     def __init__(self, connectivity: Any) -> None:
         n_in, n_out = connectivity.shape
-        index = np.int32 if max(n_in, n_out, connectivity.nnz) < 2**31 else np.int64
+        # int32 indices (and pointers) whenever they fit: half the memory, and
+        # what JAX passes without 64-bit mode (keras_sparse.ops.xla_ffi).
+        index = np.int32 if connectivity.nnz < 2**31 else np.int64
+        self.index_dtype = np.dtype(index)
         self.shape = (n_in, n_out)
-        self.rows = connectivity.input_indices.astype(index)
-        self.cols = connectivity.output_indices.astype(index)
-        self.out_indptr = connectivity.indptr.astype(np.int64)
-        order = np.lexsort((self.cols, self.rows))
+        rows = connectivity.input_indices.astype(index)
+        cols = connectivity.output_indices.astype(index)
+        order = np.lexsort((cols, rows))
         self.in_perm = order.astype(index)
-        self.in_indices = self.cols[order]
-        self.in_indptr = np.zeros(n_in + 1, dtype=np.int64)
+        self.in_indices = cols[order]
+        self.in_indptr = np.zeros(n_in + 1, dtype=index)
         np.cumsum(connectivity.fan_out, out=self.in_indptr[1:])
-        self.transposed = 2 * connectivity.nnz >= n_in
-        # In the transposed layout, stream the larger dense side and keep the
-        # smaller one (randomly accessed) in cache.
-        self.stream_inputs = n_in > 4 * n_out
+        self.active = np.flatnonzero(connectivity.fan_out).astype(index)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.in_indices.size)
+
+    def block(self, batch: int) -> int:
+        """Samples per block (forward, input gradient): enough blocks for
+        every thread, at most 128."""
+        threads = max(1, numba.get_num_threads())
+        return int(min(_MAX_BLOCK, max(8, -(-batch // threads))))
+
+
+    def values_block(self, batch: int) -> int:
+        """Samples per block of the value gradient: long dot products."""
+        return int(max(1, min(batch, 256)))
+
+    def chunks(self) -> int:
+        """Input chunks of the value gradient (threads own chunks)."""
+        return 4 * max(1, numba.get_num_threads())
 
 
 def _c(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def transpose(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous transpose of a 2-D array (blocked, multithreaded)."""
-    out = np.empty((a.shape[1], a.shape[0]), dtype=a.dtype)
-    _transpose(_c(a), out)
-    return out
-
-
 def forward(plan: CSRPlan, x: np.ndarray, values: np.ndarray) -> np.ndarray:
     """`x @ W`: `x` `(batch, num_inputs)` -> `(batch, num_outputs)`."""
-    x, values = _c(x), _c(values)
-    if plan.transposed:
-        if plan.stream_inputs:
-            chunks = max(1, numba.get_num_threads())
-            out_t = _scatter_axpy(
-                plan.in_indptr, plan.in_indices, values[plan.in_perm], transpose(x),
-                plan.shape[1], chunks,
-            )
-            return transpose(out_t)
-        out_t = np.empty((plan.shape[1], x.shape[0]), dtype=x.dtype)
-        _rows_axpy(plan.out_indptr, plan.rows, values, transpose(x), out_t)
-        return transpose(out_t)
+    x = _c(x)
     out = np.empty((x.shape[0], plan.shape[1]), dtype=x.dtype)
-    _gather_rows(x, plan.out_indptr, plan.rows, values, out)
+    if x.shape[0]:
+        _forward(
+            x, plan.in_indptr, plan.in_indices, _c(values[plan.in_perm]), plan.active,
+            plan.shape[1], plan.block(x.shape[0]), out,
+        )
     return out
 
 
 def input_grad(plan: CSRPlan, dy: np.ndarray, values: np.ndarray) -> np.ndarray:
     """`dy @ W.T`: `dy` `(batch, num_outputs)` -> `(batch, num_inputs)`."""
-    dy, values = _c(dy), _c(values)
-    if plan.transposed:
-        out_t = np.empty((plan.shape[0], dy.shape[0]), dtype=dy.dtype)
-        _rows_axpy(plan.in_indptr, plan.in_indices, values[plan.in_perm], transpose(dy), out_t)
-        return transpose(out_t)
+    dy = _c(dy)
     out = np.empty((dy.shape[0], plan.shape[0]), dtype=dy.dtype)
-    _scatter_rows(dy, plan.rows, plan.cols, values, out)
+    if dy.shape[0]:
+        _input_grad(
+            dy, plan.in_indptr, plan.in_indices, _c(values[plan.in_perm]), plan.shape[0],
+            plan.block(dy.shape[0]), out,
+        )
     return out
 
 
 def values_grad(plan: CSRPlan, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """`dvalues[e] = sum_b x[b, i_e] * dy[b, j_e]` -> `(nnz,)`."""
+    """`dvalues[e] = sum_b x[b, i_e] * dy[b, j_e]` -> `(nnz,)`, canonical order."""
     x, dy = _c(x), _c(dy)
-    out = np.empty(plan.rows.size, dtype=x.dtype)
-    if plan.transposed and plan.stream_inputs:
-        # Input-major: rows of x.T stream once; dy.T rows come from cache.
-        by_input = np.empty_like(out)
-        _rows_dot(plan.in_indptr, plan.in_indices, transpose(dy), transpose(x), by_input)
-        out[plan.in_perm] = by_input
-    elif plan.transposed:
-        _rows_dot(plan.out_indptr, plan.rows, transpose(x), transpose(dy), out)
-    else:
-        _sampled_products(x, dy, plan.rows, plan.cols, out)
+    out = np.zeros(plan.in_indices.size, dtype=x.dtype)
+    if x.shape[0]:
+        _values_grad(
+            x, dy, plan.in_indptr, plan.in_indices, plan.in_perm, plan.active,
+            plan.values_block(x.shape[0]), plan.chunks(), out,
+        )
     return out

@@ -1,4 +1,4 @@
-"""The compiled CPU kernels against NumPy, in both layouts."""
+"""The compiled CPU kernels against NumPy."""
 
 import numpy as np
 import pytest
@@ -8,16 +8,21 @@ from keras_sparse.connectivity import random_connectivity
 from keras_sparse.ops import csr_cpu
 
 
-@pytest.mark.parametrize("transposed, stream_inputs", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize(
     "shape, density, batch",
-    [((50, 7), 0.2, 5), ((300, 40), 0.01, 33), ((64, 64), 1.0, 1), ((2000, 3), 0.002, 17)],
+    [
+        ((50, 7), 0.2, 5),
+        ((300, 40), 0.01, 33),
+        ((64, 64), 1.0, 1),
+        ((2000, 3), 0.002, 17),
+        # several sample blocks with a ragged last one, inputs past one tile
+        ((37, 300), 0.3, 300),
+        ((9180, 230), 0.01, 259),
+    ],
 )
-def test_kernels_match_numpy(transposed, stream_inputs, shape, density, batch):
+def test_kernels_match_numpy(shape, density, batch):
     conn = random_connectivity(*shape, density=density, seed=0, min_fan_in=1)
     plan = csr_cpu.CSRPlan(conn)
-    plan.transposed = transposed
-    plan.stream_inputs = stream_inputs
     rng = np.random.default_rng(1)
     x = rng.standard_normal((batch, shape[0])).astype("float32")
     dy = rng.standard_normal((batch, shape[1])).astype("float32")
@@ -30,9 +35,22 @@ def test_kernels_match_numpy(transposed, stream_inputs, shape, density, batch):
     np.testing.assert_allclose(csr_cpu.values_grad(plan, x, dy), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_layout_rule():
-    assert csr_cpu.CSRPlan(random_connectivity(9180, 230, density=0.01, seed=0)).transposed
-    assert not csr_cpu.CSRPlan(random_connectivity(9180, 230, density=0.001, seed=0)).transposed
+def test_block_size_rule():
+    plan = csr_cpu.CSRPlan(random_connectivity(100, 10, density=0.1, seed=0))
+    threads = csr_cpu.numba.get_num_threads()
+    assert plan.block(1) == 8
+    assert plan.block(10_000) == 128
+    assert plan.block(64 * threads) == 64
+
+
+def test_empty_batch():
+    plan = csr_cpu.CSRPlan(random_connectivity(20, 4, density=0.5, seed=0))
+    v = np.ones(plan.in_indices.size, np.float32)
+    assert csr_cpu.forward(plan, np.zeros((0, 20), np.float32), v).shape == (0, 4)
+    assert csr_cpu.input_grad(plan, np.zeros((0, 4), np.float32), v).shape == (0, 20)
+    np.testing.assert_array_equal(
+        csr_cpu.values_grad(plan, np.zeros((0, 20), np.float32), np.zeros((0, 4), np.float32)), 0
+    )
 
 
 def test_non_contiguous_inputs_and_empty_rows():
