@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import environment, time_model  # noqa: E402
+from common import environment, median_seconds, time_model  # noqa: E402
 
 from keras_sparse import SparseDense
 from keras_sparse.connectivity import random_connectivity
@@ -74,6 +74,7 @@ def main(argv=None):
         conn = random_connectivity(args.n_in, args.units, density=density, seed=0)
         cases = {
             "masked_dense": lambda conn=conn: MaskedDense(conn.to_dense()),
+            "keras_dense": lambda: keras.layers.Dense(args.units),
             "sparse_dense[sparse]": lambda conn=conn: SparseDense(args.units, conn, implementation="sparse"),
             "sparse_dense[csr]": lambda conn=conn: SparseDense(args.units, conn, implementation="csr"),
             "sparse_dense[dense]": lambda conn=conn: SparseDense(args.units, conn, implementation="dense"),
@@ -92,6 +93,15 @@ def main(argv=None):
             )
             print(f"{keras.backend.backend():10s} density={density:<6} {name:22s} "
                   f"step {step * 1e3:8.2f} ms  forward {fwd * 1e3:8.2f} ms", flush=True)
+        # The floor of the issue: SciPy's CSR product with the batch laid out
+        # contiguously per connection (x transposed beforehand, not timed).
+        w_t = conn.to_scipy().T.tocsr().astype(np.float32)
+        x_t = np.ascontiguousarray(x.T)
+        floor = median_seconds(lambda: w_t @ x_t, args.steps, args.warmup)
+        rows.append(dict(case="scipy_csr_forward_floor", density=density, nnz=conn.nnz,
+                         step_ms=None, forward_ms=floor * 1e3))
+        print(f"{'scipy':10s} density={density:<6} {'scipy_csr_forward_floor':22s} "
+              f"forward {floor * 1e3:8.2f} ms", flush=True)
     meta = dict(environment(), n_in=args.n_in, units=args.units, batch=args.batch)
     if args.out:
         with open(args.out, "w") as fh:

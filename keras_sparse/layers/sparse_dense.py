@@ -29,7 +29,7 @@ _MAX_DENSE_KERNEL_ENTRIES = 1 << 28
 _SPARSE_DENSITY_THRESHOLD = {"tensorflow": 0.01, "jax": 0.005, "torch": 0.002}
 # With the compiled CPU kernel: portable sparse up to the first density,
 # csr up to the second, dense above.
-_CSR_RULE = {"tensorflow": (0.002, 0.25), "jax": (0.002, 0.03), "torch": (0.0, 0.25)}
+_CSR_RULE = {"tensorflow": (0.0, 0.25), "jax": (0.002, 0.2), "torch": (0.0, 0.25)}
 # Above this many entries the dense kernel is never formed.
 _MAX_AUTO_DENSE_ENTRIES = 1 << 24
 
@@ -44,9 +44,8 @@ def choose_implementation(
 
     With the compiled CPU kernel available (Numba, CPU placement):
 
-    - TensorFlow: `"sparse"` up to 0.2 % density, `"csr"` up to 25 %,
-      `"dense"` above;
-    - JAX: `"sparse"` up to 0.2 %, `"csr"` up to 3 %, `"dense"` above;
+    - TensorFlow: `"csr"` up to 25 % density, `"dense"` above;
+    - JAX: `"sparse"` up to 0.2 %, `"csr"` up to 20 %, `"dense"` above;
     - PyTorch: `"csr"` up to 25 %, `"dense"` above.
 
     Without it (GPU, or no Numba): `"sparse"` up to 1 % (TensorFlow),
@@ -299,22 +298,21 @@ class SparseDense(ConnectivityLayer):
         values = ops.cast(kernel_values, inputs.dtype)
         shape = self._connectivity.shape
         impl = self.resolved_implementation
+        x = inputs
+        batch_shape = None
+        if len(inputs.shape) != 2:
+            batch_shape = ops.shape(inputs)[:-1]
+            x = ops.reshape(inputs, (-1, shape[0]))
         if impl == "dense":
-            outputs = _kernels.masked_dense_matmul(inputs, values, pairs, shape)
+            outputs = _kernels.masked_dense_matmul(x, values, pairs, shape)
+        elif impl == "csr":
+            # The compiled kernels run in float32 (also under mixed precision).
+            outputs = self._csr_matmul(ops.cast(x, "float32"), ops.cast(values, "float32"))
+            outputs = ops.cast(outputs, inputs.dtype)
         else:
-            x = inputs
-            batch_shape = None
-            if len(inputs.shape) != 2:
-                batch_shape = ops.shape(inputs)[:-1]
-                x = ops.reshape(inputs, (-1, shape[0]))
-            if impl == "csr":
-                # The compiled kernels run in float32 (also under mixed precision).
-                outputs = self._csr_matmul(ops.cast(x, "float32"), ops.cast(values, "float32"))
-                outputs = ops.cast(outputs, inputs.dtype)
-            else:
-                outputs = _kernels.sparse_matmul(x, values, rows, cols, self.units)
-            if batch_shape is not None:
-                outputs = ops.reshape(outputs, tuple(batch_shape) + (self.units,))
+            outputs = _kernels.sparse_matmul(x, values, rows, cols, self.units)
+        if batch_shape is not None:
+            outputs = ops.reshape(outputs, tuple(batch_shape) + (self.units,))
         if bias is not None:
             outputs = ops.add(outputs, ops.cast(bias, outputs.dtype))
         if self.activation is not None:

@@ -434,6 +434,9 @@ def test_auto_rule():
         assert choose_implementation(one_percent, backend, csr=True) == "csr"
     assert choose_implementation(tenth, "jax", csr=True) == "sparse"
     assert choose_implementation(tenth, "torch", csr=True) == "csr"
+    assert choose_implementation(tenth, "tensorflow", csr=True) == "csr"
+    fifteen = random_connectivity(9180, 230, density=0.15, seed=0)
+    assert choose_implementation(fifteen, "jax", csr=True) == "csr"
     assert choose_implementation(one_percent, "tensorflow", csr=False) == "sparse"
     assert choose_implementation(one_percent, "torch", csr=False) == "dense"
     layer = make_layer(one_percent, impl="auto")
