@@ -114,7 +114,7 @@ if _HAVE_NUMBA:
         batch = x.shape[0]
         n_out = dy.shape[1]
         nblk = (batch + blk - 1) // blk
-        dyt = np.zeros((nblk, n_out, blk), dtype=dy.dtype)
+        dyt = np.empty((nblk, n_out, blk), dtype=dy.dtype)
         for bb in numba.prange(nblk):
             b0 = bb * blk
             for t in range(min(blk, batch - b0)):
@@ -205,11 +205,10 @@ def forward(plan: CSRPlan, x: np.ndarray, values: np.ndarray) -> np.ndarray:
     """`x @ W`: `x` `(batch, num_inputs)` -> `(batch, num_outputs)`."""
     x = _c(x)
     out = np.empty((x.shape[0], plan.shape[1]), dtype=x.dtype)
-    if x.shape[0]:
-        _forward(
-            x, plan.in_indptr, plan.in_indices, _c(values[plan.in_perm]), plan.active,
-            plan.shape[1], plan.block(x.shape[0]), out,
-        )
+    _forward(
+        x, plan.in_indptr, plan.in_indices, _c(values[plan.in_perm]), plan.active,
+        plan.shape[1], plan.block(x.shape[0]), out,
+    )
     return out
 
 
@@ -217,21 +216,20 @@ def input_grad(plan: CSRPlan, dy: np.ndarray, values: np.ndarray) -> np.ndarray:
     """`dy @ W.T`: `dy` `(batch, num_outputs)` -> `(batch, num_inputs)`."""
     dy = _c(dy)
     out = np.empty((dy.shape[0], plan.shape[0]), dtype=dy.dtype)
-    if dy.shape[0]:
-        _input_grad(
-            dy, plan.in_indptr, plan.in_indices, _c(values[plan.in_perm]), plan.shape[0],
-            plan.block(dy.shape[0]), out,
-        )
+    _input_grad(
+        dy, plan.in_indptr, plan.in_indices, _c(values[plan.in_perm]), plan.shape[0],
+        plan.block(dy.shape[0]), out,
+    )
     return out
 
 
 def values_grad(plan: CSRPlan, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """`dvalues[e] = sum_b x[b, i_e] * dy[b, j_e]` -> `(nnz,)`, canonical order."""
     x, dy = _c(x), _c(dy)
-    out = np.zeros(plan.in_indices.size, dtype=x.dtype)
-    if x.shape[0]:
-        _values_grad(
-            x, dy, plan.in_indptr, plan.in_indices, plan.in_perm, plan.active,
-            plan.values_block(x.shape[0]), plan.chunks(), out,
-        )
+    # The kernel writes every entry (zero for an empty batch).
+    out = np.empty(plan.in_indices.size, dtype=x.dtype)
+    _values_grad(
+        x, dy, plan.in_indptr, plan.in_indices, plan.in_perm, plan.active,
+        plan.values_block(x.shape[0]), plan.chunks(), out,
+    )
     return out
