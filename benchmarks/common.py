@@ -25,6 +25,36 @@ def median_seconds(fn, steps: int, warmup: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict, steps: int, warmup: int, rounds: int = 5) -> dict:
+    """Median wall time per call of each `fns[name]()`, timed in turns.
+
+    Every function is warmed up `warmup` times, then the functions take
+    turns: `rounds` rounds, each calling every function
+    `ceil(steps / rounds)` times, the order rotated from round to round.
+    On a shared, noisy machine a burst of foreign load then falls on all
+    cases alike instead of on whichever case happened to be running, so
+    the ratios between cases of one run are trustworthy.
+
+    Returns:
+        dict name -> median seconds over all timed calls of that function.
+    """
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    per_round = max(1, -(-steps // rounds))
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)] if names else []
+        for name in order:
+            fn = fns[name]
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def time_model(model: keras.Model, x: Any, y: Any, steps: int, warmup: int) -> tuple[float, float]:
     """(training step, forward) median seconds with train/predict_on_batch.
 
@@ -37,6 +67,29 @@ def time_model(model: keras.Model, x: Any, y: Any, steps: int, warmup: int) -> t
     step = median_seconds(lambda: model.train_on_batch(x, y), steps, warmup)
     forward = median_seconds(lambda: model.predict_on_batch(x), steps, warmup)
     return step, forward
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def reset_peak_rss() -> float:
+    """Resets this process's peak resident memory to the current one
+    (Linux `/proc/self/clear_refs`) and returns it, in MiB; later
+    `current_peak_rss_mb()` calls measure the peak from here on."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    return _status_mb("VmRSS")
+
+
+def current_peak_rss_mb() -> float:
+    """Peak resident memory since the last `reset_peak_rss()` (or since
+    the process started), in MiB (Linux `VmHWM`)."""
+    return _status_mb("VmHWM")
 
 
 def peak_rss_mb() -> float:

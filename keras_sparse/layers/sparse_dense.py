@@ -13,6 +13,7 @@ from keras_sparse.initializers.sparse_variance_scaling import kernel_values_init
 from keras_sparse.layers.connectivity_layer import ConnectivityLayer
 from keras_sparse.ops import csr_cpu
 from keras_sparse.ops import portable as _kernels
+from keras_sparse.ops import tf_densify
 from keras_sparse.ops.csr_backend import csr_available, make_csr_matmul
 
 __all__ = ["SparseDense"]
@@ -304,7 +305,11 @@ class SparseDense(ConnectivityLayer):
             batch_shape = ops.shape(inputs)[:-1]
             x = ops.reshape(inputs, (-1, shape[0]))
         if impl == "dense":
-            outputs = _kernels.masked_dense_matmul(x, values, pairs, shape)
+            if pairs is not None and keras.backend.backend() == "tensorflow":
+                # Benchmarked fast path (keras_sparse/ops/tf_densify.py).
+                outputs = ops.matmul(x, tf_densify.densify(values, self._index_arrays[2], shape))
+            else:
+                outputs = _kernels.masked_dense_matmul(x, values, pairs, shape)
         elif impl == "csr":
             # The compiled kernels run in float32 (also under mixed precision).
             outputs = self._csr_matmul(ops.cast(x, "float32"), ops.cast(values, "float32"))
