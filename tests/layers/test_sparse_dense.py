@@ -429,14 +429,17 @@ def test_auto_rule():
     huge = random_connectivity(200_000, 20_000, nnz=1000, seed=0)
     for backend in ("tensorflow", "jax", "torch"):
         assert choose_implementation(huge, backend, csr=False) == "sparse"
-        assert choose_implementation(huge, backend, csr=True) in ("sparse", "csr")
+        assert choose_implementation(huge, backend, csr=True) == "csr"
         assert choose_implementation(small_dense, backend, csr=True) == "dense"
         assert choose_implementation(one_percent, backend, csr=True) == "csr"
-    assert choose_implementation(tenth, "jax", csr=True) == "sparse"
+    assert choose_implementation(tenth, "jax", csr=True) == "csr"
     assert choose_implementation(tenth, "torch", csr=True) == "csr"
     assert choose_implementation(tenth, "tensorflow", csr=True) == "csr"
     fifteen = random_connectivity(9180, 230, density=0.15, seed=0)
     assert choose_implementation(fifteen, "jax", csr=True) == "csr"
+    twenty_two = random_connectivity(9180, 230, density=0.22, seed=0)
+    assert choose_implementation(twenty_two, "jax", csr=True) == "dense"
+    assert choose_implementation(twenty_two, "tensorflow", csr=True) == "csr"
     assert choose_implementation(one_percent, "tensorflow", csr=False) == "sparse"
     assert choose_implementation(one_percent, "torch", csr=False) == "dense"
     layer = make_layer(one_percent, impl="auto")
