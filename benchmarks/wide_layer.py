@@ -51,9 +51,10 @@ def check_against_numpy(impl):
     x = np.random.default_rng(1).standard_normal((8, 300)).astype("float32")
     weights = {w.path.split("/")[-1]: keras.ops.convert_to_numpy(w) for w in layer.weights}
     if impl == "sparselinear":
-        module = layer.module
-        w = module.weights.detach().to_dense().numpy().T if module.weights.is_sparse \
-            else module.weight.detach().numpy().T
+        module = layer.module  # indices: (2, nnz) rows (output, input); weights: values
+        out_idx, in_idx = module.indices.numpy()
+        w = np.zeros(conn.shape, "float32")
+        w[in_idx, out_idx] = module.weights.detach().numpy()
         expected = x @ w + module.bias.detach().numpy()
     else:
         w = np.zeros(conn.shape, "float32")
