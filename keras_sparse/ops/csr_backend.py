@@ -76,49 +76,74 @@ def _make_jax(plan: csr_cpu.CSRPlan, use_ffi: bool | None = None) -> Callable[[A
         use_ffi = xla_ffi.supports(plan) and xla_ffi.available()
     if use_ffi:
         return _jax_vjp(
-            lambda x, v: xla_ffi.call_forward(plan, x, v),
+            plan,
+            lambda x, v: xla_ffi.call_forward(plan, x, v, save_x=plan.saves_x),
             lambda dy, v: xla_ffi.call_input_grad(plan, dy, v),
-            lambda x, dy: xla_ffi.call_values_grad(plan, x, dy),
+            lambda a, dy: (xla_ffi.call_values_grad_saved if plan.saves_x
+                           else xla_ffi.call_values_grad)(plan, a, dy),
+            lambda x, v: xla_ffi.call_forward(plan, x, v),
         )
     n_in, n_out = plan.shape
 
-    def host_forward(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    def host_forward(x: np.ndarray, v: np.ndarray) -> Any:
+        return csr_cpu.forward(plan, np.asarray(x), np.asarray(v), save_x=plan.saves_x)
+
+    def host_primal(x: np.ndarray, v: np.ndarray) -> Any:
         return csr_cpu.forward(plan, np.asarray(x), np.asarray(v))
 
     def host_input_grad(dy: np.ndarray, v: np.ndarray) -> np.ndarray:
         return csr_cpu.input_grad(plan, np.asarray(dy), np.asarray(v))
 
-    def host_values_grad(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
-        return csr_cpu.values_grad(plan, np.asarray(x), np.asarray(dy))
+    def host_values_grad(a: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        grad = csr_cpu.values_grad_saved if plan.saves_x else csr_cpu.values_grad
+        return grad(plan, np.asarray(a), np.asarray(dy))
 
-    def call(host: Callable[..., np.ndarray], shape: tuple[int, ...], dtype: Any, *args: Any) -> Any:
-        return jax.pure_callback(
-            host, jax.ShapeDtypeStruct(shape, dtype), *args, vmap_method="sequential"
-        )
+    def call(host: Callable[..., Any], shape: Any, *args: Any) -> Any:
+        return jax.pure_callback(host, shape, *args, vmap_method="sequential")
+
+    def forward_shapes(x: Any) -> Any:
+        y = jax.ShapeDtypeStruct((x.shape[0], n_out), x.dtype)
+        return (y, jax.ShapeDtypeStruct((plan.active.size, x.shape[0]), x.dtype)) if plan.saves_x else y
 
     return _jax_vjp(
-        lambda x, v: call(host_forward, (x.shape[0], n_out), x.dtype, x, v),
-        lambda dy, v: call(host_input_grad, (dy.shape[0], n_in), dy.dtype, dy, v),
-        lambda x, dy: call(host_values_grad, (plan.nnz,), x.dtype, x, dy),
+        plan,
+        lambda x, v: call(host_forward, forward_shapes(x), x, v),
+        lambda dy, v: call(host_input_grad, jax.ShapeDtypeStruct((dy.shape[0], n_in), dy.dtype), dy, v),
+        lambda a, dy: call(host_values_grad, jax.ShapeDtypeStruct((plan.nnz,), dy.dtype), a, dy),
+        lambda x, v: call(host_primal, jax.ShapeDtypeStruct((x.shape[0], n_out), x.dtype), x, v),
     )
 
 
-def _jax_vjp(forward: Callable, input_grad: Callable, values_grad: Callable) -> Callable:
-    """`x @ W` with a custom VJP from the three products."""
+def _jax_vjp(
+    plan: csr_cpu.CSRPlan,
+    forward: Callable,
+    input_grad: Callable,
+    values_grad: Callable,
+    primal: Callable,
+) -> Callable:
+    """`x @ W` with a custom VJP from the products.
+
+    `forward(x, v)` returns `y`, or `(y, xt)` when `plan.saves_x`;
+    `values_grad(a, dy)` takes `x`, or that `xt`; `primal` is the forward
+    pass alone (no saving), run when nothing is differentiated.
+    """
     import jax
 
     @jax.custom_vjp
     def matmul(x: Any, v: Any) -> Any:
-        return forward(x, v)
+        return primal(x, v)
 
     def fwd(x: Any, v: Any) -> tuple[Any, tuple[Any, Any]]:
+        if plan.saves_x:
+            y, xt = forward(x, v)
+            return y, (xt, v)
         return forward(x, v), (x, v)
 
     def bwd(res: tuple[Any, Any], dy: Any) -> tuple[Any, Any]:
-        x, v = res
+        a, v = res
         # Each product is its own call without side effects, so XLA drops the
         # input gradient when nothing consumes it (a first layer).
-        return input_grad(dy, v), values_grad(x, dy)
+        return input_grad(dy, v), values_grad(a, dy)
 
     matmul.defvjp(fwd, bwd)
     return matmul
@@ -131,9 +156,16 @@ def _make_tf(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
 
     @tf.custom_gradient
     def matmul(x: Any, v: Any) -> Any:
-        y = tf.numpy_function(
-            lambda a, b: csr_cpu.forward(plan, a, b), [x, v], x.dtype, stateful=False
-        )
+        if plan.saves_x:
+            y, xt = tf.numpy_function(
+                lambda a, b: csr_cpu.forward(plan, a, b, save_x=True), [x, v],
+                [x.dtype, x.dtype], stateful=False,
+            )
+            xt.set_shape((plan.active.size, x.shape[0]))
+        else:
+            y = tf.numpy_function(
+                lambda a, b: csr_cpu.forward(plan, a, b), [x, v], x.dtype, stateful=False
+            )
         y.set_shape((x.shape[0], n_out))
 
         def grad(dy: Any) -> tuple[Any, Any]:
@@ -141,9 +173,15 @@ def _make_tf(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
                 lambda d, b: csr_cpu.input_grad(plan, d, b), [dy, v], dy.dtype, stateful=False
             )
             dx.set_shape((dy.shape[0], n_in))
-            dv = tf.numpy_function(
-                lambda a, d: csr_cpu.values_grad(plan, a, d), [x, dy], v.dtype, stateful=False
-            )
+            if plan.saves_x:
+                dv = tf.numpy_function(
+                    lambda a, d: csr_cpu.values_grad_saved(plan, a, d), [xt, dy], v.dtype,
+                    stateful=False,
+                )
+            else:
+                dv = tf.numpy_function(
+                    lambda a, d: csr_cpu.values_grad(plan, a, d), [x, dy], v.dtype, stateful=False
+                )
             dv.set_shape(v.shape)
             return dx, dv
 
@@ -158,19 +196,26 @@ def _make_torch(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
     class CSRMatmul(torch.autograd.Function):
         @staticmethod
         def forward(ctx: Any, x: Any, v: Any) -> Any:
-            ctx.save_for_backward(x, v)
-            out = csr_cpu.forward(plan, x.detach().numpy(), v.detach().numpy())
+            save = plan.saves_x and ctx.needs_input_grad[1]
+            out = csr_cpu.forward(plan, x.detach().numpy(), v.detach().numpy(), save_x=save)
+            if save:
+                out, xt = out
+                ctx.save_for_backward(torch.from_numpy(xt), v)
+            else:
+                ctx.save_for_backward(x, v)
+            ctx.saved_x = save
             return torch.from_numpy(out)
 
         @staticmethod
         def backward(ctx: Any, dy: Any) -> tuple[Any, Any]:
-            x, v = ctx.saved_tensors
+            a, v = ctx.saved_tensors  # a: x, or xt when the forward pass saved it
             dy_np = dy.detach().contiguous().numpy()
             dx = dv = None
             if ctx.needs_input_grad[0]:
                 dx = torch.from_numpy(csr_cpu.input_grad(plan, dy_np, v.detach().numpy()))
             if ctx.needs_input_grad[1]:
-                dv = torch.from_numpy(csr_cpu.values_grad(plan, x.detach().numpy(), dy_np))
+                grad = csr_cpu.values_grad_saved if ctx.saved_x else csr_cpu.values_grad
+                dv = torch.from_numpy(grad(plan, a.detach().numpy(), dy_np))
             return dx, dv
 
     def matmul(x: Any, v: Any) -> Any:

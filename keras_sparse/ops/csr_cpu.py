@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - exercised only without numba
     numba = None
     _HAVE_NUMBA = False
 
-__all__ = ["available", "CSRPlan", "forward", "input_grad", "values_grad"]
+__all__ = ["available", "CSRPlan", "forward", "input_grad", "values_grad", "values_grad_saved"]
 
 # Inputs transposed together into the cache-resident tile.
 _TILE = 16
@@ -51,9 +51,11 @@ def available() -> bool:
 
 if _HAVE_NUMBA:
     @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _forward(x, indptr, indices, values, active, n_out, blk, out):  # pragma: no cover
+    def _forward(x, indptr, indices, values, active, n_out, blk, out, xt):  # pragma: no cover
         # out[b, o] = sum over connections (i -> o) of values * x[b, i]; input-major
         # CSR (indptr/indices/values by input), `active` = inputs with connections.
+        # If `xt` has rows, xt[a, b] = x[b, active[a]] is written on the way.
+        save = xt.shape[0] > 0
         batch = x.shape[0]
         n_active = active.size
         for bb in numba.prange((batch + blk - 1) // blk):
@@ -67,6 +69,9 @@ if _HAVE_NUMBA:
                     xr = x[b0 + t]
                     for j in range(na):
                         tile[j, t] = xr[active[a0 + j]]
+                if save:
+                    for j in range(na):
+                        xt[a0 + j, b0:b0 + nb] = tile[j]
                 for j in range(na):
                     i = active[a0 + j]
                     xs = tile[j]
@@ -148,6 +153,29 @@ if _HAVE_NUMBA:
                             out[perm[k]] += s
 
 
+    @numba.njit(parallel=True, fastmath=True, cache=True)
+    def _values_grad_saved(xt, dy, indptr, indices, perm, active, n_chunks, out):  # pragma: no cover
+        # As _values_grad, from xt[a, b] = x[b, active[a]] saved by _forward:
+        # every connection is one contiguous dot product over the batch.
+        batch, n_out = dy.shape
+        dyt = np.empty((n_out, batch), dtype=dy.dtype)
+        for o in numba.prange(n_out):
+            for t in range(batch):
+                dyt[o, t] = dy[t, o]
+        n_active = active.size
+        size = (n_active + n_chunks - 1) // n_chunks
+        for c in numba.prange(n_chunks):
+            for a in range(c * size, min((c + 1) * size, n_active)):
+                i = active[a]
+                xs = xt[a]
+                for k in range(indptr[i], indptr[i + 1]):
+                    d = dyt[indices[k]]
+                    s = xs[0] * 0
+                    for t in range(batch):
+                        s += xs[t] * d[t]
+                    out[perm[k]] = s
+
+
 class CSRPlan:
     """A connectivity laid out for the kernels (built once per layer).
 
@@ -176,6 +204,11 @@ class CSRPlan:
         self.in_indptr = np.zeros(n_in + 1, dtype=index)
         np.cumsum(connectivity.fan_out, out=self.in_indptr[1:])
         self.active = np.flatnonzero(connectivity.fan_out).astype(index)
+        # Few active inputs: the forward pass saves x's active columns
+        # (transposed, `len(active) * batch` floats, at most a quarter of x)
+        # so that the value gradient reads them contiguously instead of
+        # gathering them from all of x again.
+        self.saves_x = 4 * self.active.size <= n_in
 
     @property
     def nnz(self) -> int:
@@ -201,15 +234,21 @@ def _c(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def forward(plan: CSRPlan, x: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """`x @ W`: `x` `(batch, num_inputs)` -> `(batch, num_outputs)`."""
+def forward(plan: CSRPlan, x: np.ndarray, values: np.ndarray, save_x: bool = False) -> Any:
+    """`x @ W`: `x` `(batch, num_inputs)` -> `(batch, num_outputs)`.
+
+    With `save_x`, returns `(x @ W, xt)` where `xt[a, b] = x[b, active[a]]`
+    `(len(plan.active), batch)`, for `values_grad_saved`.
+    """
     x = _c(x)
     out = np.empty((x.shape[0], plan.shape[1]), dtype=x.dtype)
+    rows = plan.active.size if save_x else 0
+    xt = np.empty((rows, x.shape[0] if save_x else 0), dtype=x.dtype)
     _forward(
         x, plan.in_indptr, plan.in_indices, _c(values[plan.in_perm]), plan.active,
-        plan.shape[1], plan.block(x.shape[0]), out,
+        plan.shape[1], plan.block(x.shape[0]), out, xt,
     )
-    return out
+    return (out, xt) if save_x else out
 
 
 def input_grad(plan: CSRPlan, dy: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -231,5 +270,15 @@ def values_grad(plan: CSRPlan, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
     _values_grad(
         x, dy, plan.in_indptr, plan.in_indices, plan.in_perm, plan.active,
         plan.values_block(x.shape[0]), plan.chunks(), out,
+    )
+    return out
+
+
+def values_grad_saved(plan: CSRPlan, xt: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """`values_grad` from the `xt` that `forward(..., save_x=True)` returned."""
+    xt, dy = _c(xt), _c(dy)
+    out = np.empty(plan.in_indices.size, dtype=dy.dtype)
+    _values_grad_saved(
+        xt, dy, plan.in_indptr, plan.in_indices, plan.in_perm, plan.active, plan.chunks(), out
     )
     return out

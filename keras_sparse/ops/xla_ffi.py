@@ -8,8 +8,8 @@ that reads the FFI call frame (`xla/ffi/api/c_api.h`, shipped with jaxlib
 under `jax.ffi.include_dir()`) and runs the same kernels as
 `keras_sparse.ops.csr_cpu`. Nothing is copied and Python is not entered.
 
-The three targets (`keras_sparse_csr_forward`, `..._input_grad`,
-`..._values_grad`) are registered on first use, then checked once against
+The targets (`keras_sparse_csr_forward`, `..._forward_save`,
+`..._input_grad`, `..._values_grad`, `..._values_grad_saved`) are registered on first use, then checked once against
 the NumPy kernels on a small case. If registration or that check fails
 (e.g. a future XLA drops the FFI API version used here), `available()` is
 False with the reason in `unavailable_reason()`, and callers use
@@ -29,13 +29,18 @@ import numpy as np
 
 from keras_sparse.ops import csr_cpu
 
-__all__ = ["available", "unavailable_reason", "call_forward", "call_input_grad", "call_values_grad"]
+__all__ = [
+    "available", "unavailable_reason", "call_forward", "call_input_grad", "call_values_grad",
+    "call_values_grad_saved",
+]
 
 _STATE: dict[str, Any] = {"checked": False, "ok": False, "reason": "not checked yet"}
 _NAMES = {
     "forward": "keras_sparse_csr_forward",
+    "forward_save": "keras_sparse_csr_forward_save",
     "input_grad": "keras_sparse_csr_input_grad",
     "values_grad": "keras_sparse_csr_values_grad",
+    "values_grad_saved": "keras_sparse_csr_values_grad_saved",
 }
 
 # Byte offsets in the FFI structs (c_api.h, 64-bit): XLA_FFI_CallFrame.
@@ -141,7 +146,20 @@ if csr_cpu.available():
         csr_cpu._forward(
             f32_2d(arg(frame, 0)), i32_1d(arg(frame, 2)), i32_1d(arg(frame, 3)),
             f32_1d(arg(frame, 1)), i32_1d(arg(frame, 4)), meta[1], meta[2],
-            f32_2d(ret(frame, 0)),
+            f32_2d(ret(frame, 0)), np.empty((0, 0), np.float32),
+        )
+        return 0
+
+    @numba.cfunc(handler)
+    def forward_save(frame):  # pragma: no cover - compiled
+        # as forward; second result xt (len(active), batch)
+        if skip(frame):
+            return 0
+        meta = i32_1d(arg(frame, 5))
+        csr_cpu._forward(
+            f32_2d(arg(frame, 0)), i32_1d(arg(frame, 2)), i32_1d(arg(frame, 3)),
+            f32_1d(arg(frame, 1)), i32_1d(arg(frame, 4)), meta[1], meta[2],
+            f32_2d(ret(frame, 0)), f32_2d(ret(frame, 1)),
         )
         return 0
 
@@ -171,7 +189,23 @@ if csr_cpu.available():
         )
         return 0
 
-    _HANDLERS = {"forward": forward, "input_grad": input_grad, "values_grad": values_grad}
+    @numba.cfunc(handler)
+    def values_grad_saved(frame):  # pragma: no cover - compiled
+        # args: xt, dy, indptr, indices, perm, active, meta
+        if skip(frame):
+            return 0
+        meta = i32_1d(arg(frame, 6))
+        csr_cpu._values_grad_saved(
+            f32_2d(arg(frame, 0)), f32_2d(arg(frame, 1)), i32_1d(arg(frame, 2)),
+            i32_1d(arg(frame, 3)), i32_1d(arg(frame, 4)), i32_1d(arg(frame, 5)),
+            meta[3], f32_1d(ret(frame, 0)),
+        )
+        return 0
+
+    _HANDLERS = {
+        "forward": forward, "forward_save": forward_save, "input_grad": input_grad,
+        "values_grad": values_grad, "values_grad_saved": values_grad_saved,
+    }
 
 
 def _register() -> None:
@@ -184,6 +218,7 @@ def _register() -> None:
     csr_cpu._forward(
         np.zeros((1, 1), np.float32), np.array([0, 1], np.int32), np.array([0], np.int32),
         np.ones(1, np.float32), np.array([0], np.int32), 1, 1, probe.reshape(1, 1),
+        np.empty((0, 0), np.float32),
     )
     layer = numba.threading_layer()
     if layer not in ("omp", "tbb"):
@@ -203,8 +238,13 @@ def _self_check() -> None:
     x = rng.standard_normal((9, 37)).astype(np.float32)
     dy = rng.standard_normal((9, 5)).astype(np.float32)
     v = rng.standard_normal(conn.nnz).astype(np.float32)
+    y_saved, xt = call_forward(plan, x, v, save_x=True)
+    want_y, want_xt = csr_cpu.forward(plan, x, v, save_x=True)
     pairs = [
         (np.asarray(call_forward(plan, x, v)), csr_cpu.forward(plan, x, v)),
+        (np.asarray(y_saved), want_y),
+        (np.asarray(xt), want_xt),
+        (np.asarray(call_values_grad_saved(plan, xt, dy)), csr_cpu.values_grad(plan, x, dy)),
         (np.asarray(call_input_grad(plan, dy, v)), csr_cpu.input_grad(plan, dy, v)),
         (np.asarray(call_values_grad(plan, x, dy)), csr_cpu.values_grad(plan, x, dy)),
     ]
@@ -259,14 +299,18 @@ def _meta(plan: csr_cpu.CSRPlan, block: int) -> np.ndarray:
     return np.array([*plan.shape, block, plan.chunks()], dtype=np.int32)
 
 
-def call_forward(plan: csr_cpu.CSRPlan, x: Any, values: Any) -> Any:
-    """`x @ W` for float32 `x` `(batch, num_inputs)`, `values` canonical."""
+def call_forward(plan: csr_cpu.CSRPlan, x: Any, values: Any, save_x: bool = False) -> Any:
+    """`x @ W` for float32 `x` `(batch, num_inputs)`, `values` canonical;
+    with `save_x`, `(x @ W, xt)` as `csr_cpu.forward`."""
     import jax
     import jax.numpy as jnp
 
     a = _plan_arrays(plan)
     out = jax.ShapeDtypeStruct((x.shape[0], plan.shape[1]), jnp.float32)
-    return jax.ffi.ffi_call(_NAMES["forward"], out)(
+    if save_x:
+        xt = jax.ShapeDtypeStruct((plan.active.size, x.shape[0]), jnp.float32)
+        out = (out, xt)
+    return jax.ffi.ffi_call(_NAMES["forward_save" if save_x else "forward"], out)(
         x, jnp.take(values, a["in_perm"]), a["in_indptr"], a["in_indices"], a["active"],
         _meta(plan, plan.block(x.shape[0])),
     )
@@ -295,4 +339,17 @@ def call_values_grad(plan: csr_cpu.CSRPlan, x: Any, dy: Any) -> Any:
     return jax.ffi.ffi_call(_NAMES["values_grad"], out)(
         x, dy, a["in_indptr"], a["in_indices"], a["in_perm"], a["active"],
         _meta(plan, plan.values_block(x.shape[0])),
+    )
+
+
+def call_values_grad_saved(plan: csr_cpu.CSRPlan, xt: Any, dy: Any) -> Any:
+    """`(nnz,)` gradient of the canonical values from a saved `xt`."""
+    import jax
+    import jax.numpy as jnp
+
+    a = _plan_arrays(plan)
+    out = jax.ShapeDtypeStruct((plan.nnz,), jnp.float32)
+    return jax.ffi.ffi_call(_NAMES["values_grad_saved"], out)(
+        xt, dy, a["in_indptr"], a["in_indices"], a["in_perm"], a["active"],
+        _meta(plan, dy.shape[0]),
     )

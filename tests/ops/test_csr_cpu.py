@@ -18,6 +18,7 @@ from keras_sparse.ops import csr_cpu
         # several sample blocks with a ragged last one, inputs past one tile
         ((37, 300), 0.3, 300),
         ((9180, 230), 0.01, 259),
+        ((9180, 230), 0.001, 259),
     ],
 )
 def test_kernels_match_numpy(shape, density, batch):
@@ -33,6 +34,13 @@ def test_kernels_match_numpy(shape, density, batch):
     np.testing.assert_allclose(csr_cpu.input_grad(plan, dy, v), dy @ w.T, rtol=1e-4, atol=1e-4)
     expected = (x.astype(np.float64).T @ dy)[conn.input_indices, conn.output_indices]
     np.testing.assert_allclose(csr_cpu.values_grad(plan, x, dy), expected, rtol=1e-4, atol=1e-4)
+    # The forward pass that saves x's active columns, and the value gradient from them.
+    y, xt = csr_cpu.forward(plan, x, v, save_x=True)
+    np.testing.assert_allclose(y, x @ w, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(xt, x[:, plan.active].T)
+    np.testing.assert_allclose(
+        csr_cpu.values_grad_saved(plan, xt, dy), expected, rtol=1e-4, atol=1e-4
+    )
 
 
 def test_block_size_rule():
@@ -43,6 +51,12 @@ def test_block_size_rule():
     assert plan.block(64 * threads) == 64
 
 
+def test_saves_x_rule():
+    # Few inputs with a connection: the forward pass keeps their columns.
+    assert csr_cpu.CSRPlan(random_connectivity(2000, 30, nnz=30, seed=0)).saves_x
+    assert not csr_cpu.CSRPlan(random_connectivity(9180, 230, density=0.01, seed=0)).saves_x
+
+
 def test_empty_batch():
     plan = csr_cpu.CSRPlan(random_connectivity(20, 4, density=0.5, seed=0))
     v = np.ones(plan.in_indices.size, np.float32)
@@ -51,6 +65,9 @@ def test_empty_batch():
     np.testing.assert_array_equal(
         csr_cpu.values_grad(plan, np.zeros((0, 20), np.float32), np.zeros((0, 4), np.float32)), 0
     )
+    y, xt = csr_cpu.forward(plan, np.zeros((0, 20), np.float32), v, save_x=True)
+    assert y.shape == (0, 4) and xt.shape == (plan.active.size, 0)
+    np.testing.assert_array_equal(csr_cpu.values_grad_saved(plan, xt, np.zeros((0, 4), np.float32)), 0)
 
 
 def test_non_contiguous_inputs_and_empty_rows():
