@@ -25,15 +25,21 @@ def median_seconds(fn, steps: int, warmup: int) -> float:
     return statistics.median(times)
 
 
-def interleaved_medians(fns: dict, steps: int, warmup: int, rounds: int = 5) -> dict:
+def interleaved_medians(
+    fns: dict, steps: int, warmup: int, rounds: int = 5, turn_warmup: int = 2
+) -> dict:
     """Median wall time per call of each `fns[name]()`, timed in turns.
 
     Every function is warmed up `warmup` times, then the functions take
-    turns: `rounds` rounds, each calling every function
-    `ceil(steps / rounds)` times, the order rotated from round to round.
-    On a shared, noisy machine a burst of foreign load then falls on all
-    cases alike instead of on whichever case happened to be running, so
-    the ratios between cases of one run are trustworthy.
+    turns: `rounds` rounds, each calling every function `turn_warmup` times
+    untimed and then `ceil(steps / rounds)` times timed, the order rotated
+    from round to round. On a shared, noisy machine a burst of foreign load
+    then falls on all cases alike instead of on whichever case happened to
+    be running, so the ratios between cases of one run are trustworthy; the
+    untimed calls at the start of a turn keep out what switching from
+    another model costs (caches, allocator and thread state: up to 2x on
+    the next call or two), which a training loop running one model never
+    pays.
 
     Returns:
         dict name -> median seconds over all timed calls of that function.
@@ -48,6 +54,8 @@ def interleaved_medians(fns: dict, steps: int, warmup: int, rounds: int = 5) -> 
         order = names[r % len(names):] + names[: r % len(names)] if names else []
         for name in order:
             fn = fns[name]
+            for _ in range(turn_warmup):
+                fn()
             for _ in range(per_round):
                 t0 = time.perf_counter()
                 fn()

@@ -15,7 +15,9 @@ stays in cache, so every connection is one vectorized multiply-add over the
 block's samples and no transposed copy of `x`, `dy` or `dx` is ever
 written to memory. Inputs without a connection are skipped. Threads own
 disjoint sample blocks (forward, input gradient) or disjoint inputs (value
-gradient), so no two threads write the same memory. Memory beyond the
+gradient), so no two threads write the same memory. Where it pays
+(`CSRPlan.saves_x`), the forward pass also writes the active columns of
+`x`, transposed, so that the value gradient is contiguous dot products. Memory beyond the
 arrays handed in and out is `O(num_outputs * block)` per thread.
 
 Measured against the previous transposed-copy kernels and SciPy in
@@ -187,6 +189,9 @@ class CSRPlan:
         in_perm: `(nnz,)` canonical (output-major) position of each
             input-major connection: `values[in_perm]` is input-major.
         active: inputs that have at least one connection, ascending.
+        saves_x: whether the layer's forward pass keeps `x[:, active].T`
+            for the value gradient (`forward(..., save_x=True)`,
+            `values_grad_saved`).
     """
 
     def __init__(self, connectivity: Any) -> None:
@@ -204,11 +209,18 @@ class CSRPlan:
         self.in_indptr = np.zeros(n_in + 1, dtype=index)
         np.cumsum(connectivity.fan_out, out=self.in_indptr[1:])
         self.active = np.flatnonzero(connectivity.fan_out).astype(index)
-        # Few active inputs: the forward pass saves x's active columns
-        # (transposed, `len(active) * batch` floats, at most a quarter of x)
-        # so that the value gradient reads them contiguously instead of
-        # gathering them from all of x again.
-        self.saves_x = 4 * self.active.size <= n_in
+        # The forward pass saves x's active columns (transposed, `len(active)
+        # * batch` floats, never more than x) for the value gradient, which
+        # then runs contiguous dot products instead of gathering them from x
+        # again, when that pays for the extra writes (benchmarks/, kernel
+        # times at batch 256): few inputs have a connection (at most a
+        # quarter: x is mostly skipped), or inputs have many connections each
+        # (at least 32 on average: the gradient is compute-bound). 9180 x 230:
+        # 0.1 % fwd + value grad 0.71 -> 0.54 ms, 20 % 17.2 -> 15.5 ms; 1 % and
+        # 200,000 x 20,000 with 2M connections gain nothing and do not save.
+        self.saves_x = bool(
+            4 * self.active.size <= n_in or connectivity.nnz >= 32 * max(1, self.active.size)
+        )
 
     @property
     def nnz(self) -> int:

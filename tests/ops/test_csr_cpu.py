@@ -54,6 +54,8 @@ def test_block_size_rule():
 def test_saves_x_rule():
     # Few inputs with a connection: the forward pass keeps their columns.
     assert csr_cpu.CSRPlan(random_connectivity(2000, 30, nnz=30, seed=0)).saves_x
+    # Many connections per input: the value gradient is compute-bound.
+    assert csr_cpu.CSRPlan(random_connectivity(9180, 230, density=0.2, seed=0)).saves_x
     assert not csr_cpu.CSRPlan(random_connectivity(9180, 230, density=0.01, seed=0)).saves_x
 
 
