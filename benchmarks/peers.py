@@ -92,14 +92,20 @@ class JaxBCSR(_SparsePeer):
 
 
 class TorchSparseCSR(_SparsePeer):
-    def _product(self, x, values):
+    def build(self, input_shape):
+        super().build(input_shape)
         import torch
 
         indptr = np.zeros(self.units + 1, np.int64)
         np.cumsum(np.bincount(self.cols, minlength=self.units), out=indptr[1:])
+        self.crow = torch.from_numpy(indptr)
+        self.col = torch.from_numpy(self.rows.astype(np.int64))
+
+    def _product(self, x, values):
+        import torch
+
         w_t = torch.sparse_csr_tensor(
-            torch.from_numpy(indptr), torch.from_numpy(self.rows.astype(np.int64)),
-            keras.ops.convert_to_tensor(values),
+            self.crow, self.col, keras.ops.convert_to_tensor(values),
             size=(self.units, self.conn.num_inputs),
         )
         return torch.sparse.mm(w_t, x.T).T

@@ -42,9 +42,9 @@ def dense_section(results):
         "users write today, `keras_dense` Keras's full `Dense`, and",
         "`scipy_csr_forward_floor` SciPy's CSR product `W.T @ x.T` on an",
         "already transposed batch (forward only, one thread): the floor of",
-        "issue 5. The cases of one density take turns (5 rounds; each turn",
-        "starts with 2 untimed calls, then 5 timed ones; median over all timed",
-        "calls), so that load from other tenants of this shared machine falls",
+        "issue 5. The cases of one density take turns (rounds of turns; each",
+        "turn starts with 2 untimed calls, then the timed ones; median over all",
+        "timed calls; counts in each table's heading), so that load from other tenants of this shared machine falls",
         "on all of them alike, while what switching between models costs (up",
         "to 2x on the next call), which a training loop never pays, is kept",
         "out. Peak MiB: resident memory of the case alone in",
@@ -55,6 +55,9 @@ def dense_section(results):
     for res in results:
         meta, rows = res["meta"], res["rows"]
         lines += [f"### {meta['backend']}, batch {meta['batch']}", "", _env_line(meta), ""]
+        if "rounds" in meta:
+            lines += [f"{meta['steps']} timed calls per case in {meta['rounds']} turns, "
+                      f"after {meta['warmup']} warm-up calls.", ""]
         lines += ["| density | nnz | case | step ms | forward ms | step speed-up vs masked "
                   "| forward speed-up vs masked | peak MiB |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -135,8 +138,9 @@ def wide_section(results):
         "## Very wide layers (`benchmarks/wide_layer.py`)",
         "",
         "Adam training step (median ms) and peak resident memory of the whole",
-        "process (MiB), one implementation per process (address space capped at",
-        "16 GiB). `sparse` is the plain `keras.ops` gather + segment-sum;",
+        "process (MiB), one implementation per process, one after another (so",
+        "not in turns: foreign load can fall on one row; address space capped",
+        "at 16 GiB). `sparse` is the plain `keras.ops` gather + segment-sum;",
         "`tf_sparse`, `jax_bcoo`, `jax_bcsr`, `torch_sparse_csr` and",
         "`sparselinear` are the peers of `benchmarks/peers.py`. A masked dense",
         "kernel would need 16 GB (2M case) and 200 GB (10M case). Speed-up is",

@@ -43,8 +43,10 @@ def make_layer(impl, conn):
     return SparseDense(conn.num_outputs, conn, implementation=impl)
 
 
-def check_against_numpy(impl):
-    """The layer computes x @ W + bias on a small problem (raises if not)."""
+def check_against_numpy(impl, gradient=False):
+    """The layer computes x @ W + bias on a small problem (raises if not);
+    with `gradient`, also one SGD step's change of the values (sparselinear:
+    forward only)."""
     conn = random_connectivity(300, 40, density=0.05, seed=1)
     layer = make_layer(impl, conn)
     model = keras.Sequential([keras.Input((300,)), layer])
@@ -62,6 +64,16 @@ def check_against_numpy(impl):
         expected = x @ w + weights["bias"]
     got = keras.ops.convert_to_numpy(model(x))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    if gradient and impl != "sparselinear":
+        # One SGD step on sum(y * g) / n: values move by -lr * (x.T @ g)[in, out] / n.
+        g = np.random.default_rng(2).standard_normal(expected.shape).astype("float32")
+        model.compile(keras.optimizers.SGD(1.0), lambda y_true, y_pred: keras.ops.sum(
+            y_pred * y_true, axis=-1))
+        before = keras.ops.convert_to_numpy(layer.kernel_values)
+        model.train_on_batch(x, g)
+        moved = before - keras.ops.convert_to_numpy(layer.kernel_values)
+        want = (x.T @ g)[conn.input_indices, conn.output_indices] / len(x)
+        np.testing.assert_allclose(moved, want, rtol=1e-3, atol=1e-4)
 
 
 def main(argv=None):

@@ -36,12 +36,12 @@ import wide_layer  # noqa: E402
     ],
 )
 def test_peer_matches_numpy(peer):
-    wide_layer.check_against_numpy(peer)
+    wide_layer.check_against_numpy(peer, gradient=True)
 
 
 @pytest.mark.parametrize("impl", ["sparse", "csr", "auto"])
 def test_sparse_dense_matches_numpy_in_the_benchmark_harness(impl):
-    wide_layer.check_against_numpy(impl)
+    wide_layer.check_against_numpy(impl, gradient=True)
 
 
 def test_peer_on_the_wrong_backend_is_refused():

@@ -293,11 +293,17 @@ class SparseDense(ConnectivityLayer):
         self._make_plan()
 
     # ------------------------------------------------------------------- call
-    def call(self, inputs: Any) -> Any:
-        return self._compute(inputs, self.kernel_values, self.bias)
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        return self._compute(inputs, self.kernel_values, self.bias, training)
 
-    def _compute(self, inputs: Any, kernel_values: Any, bias: Any) -> Any:
-        """The layer's function of explicit tensors (used by `call`)."""
+    def _compute(
+        self, inputs: Any, kernel_values: Any, bias: Any, training: bool | None = None
+    ) -> Any:
+        """The layer's function of explicit tensors (used by `call`).
+
+        `training=False` (inference, e.g. `predict`) lets the `csr` kernel
+        skip what only the gradient needs; results are the same.
+        """
         rows, cols, pairs = self._indices()
         values = ops.cast(kernel_values, inputs.dtype)
         shape = self._connectivity.shape
@@ -315,7 +321,9 @@ class SparseDense(ConnectivityLayer):
                 outputs = _kernels.masked_dense_matmul(x, values, pairs, shape)
         elif impl == "csr":
             # The compiled kernels run in float32 (also under mixed precision).
-            outputs = self._csr_matmul(ops.cast(x, "float32"), ops.cast(values, "float32"))
+            outputs = self._csr_matmul(
+                ops.cast(x, "float32"), ops.cast(values, "float32"), save_x=training is not False
+            )
             outputs = ops.cast(outputs, inputs.dtype)
         else:
             outputs = _kernels.sparse_matmul(x, values, rows, cols, self.units)

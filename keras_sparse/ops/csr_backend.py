@@ -20,6 +20,7 @@ back to the portable `keras.ops` kernel.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -52,18 +53,27 @@ def csr_available(backend: str | None = None) -> bool:
     return False
 
 
-def make_csr_matmul(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
-    """Returns `f(x, values) -> x @ W` for 2-D float32 `x`, differentiable."""
+def make_csr_matmul(plan: csr_cpu.CSRPlan) -> Callable[..., Any]:
+    """Returns `f(x, values, save_x=True) -> x @ W` for 2-D float32 `x`.
+
+    `f` is differentiable in both arguments. When `plan.saves_x`, the
+    forward pass keeps `x`'s active columns for the value gradient unless
+    `save_x=False` (inference: nothing will be differentiated, so the extra
+    writes are skipped; a gradient is still correct, from `x`).
+    """
     backend = keras.backend.backend()
-    if backend == "jax":
-        return _make_jax(plan)
-    if backend == "tensorflow":
-        return _make_tf(plan)
-    if backend == "torch":
-        return _make_torch(plan)
-    raise NotImplementedError(
-        f"The compiled CSR kernel has no binding for the {backend!r} backend."
-    )
+    makers = {"jax": _make_jax, "tensorflow": _make_tf, "torch": _make_torch}
+    if backend not in makers:
+        raise NotImplementedError(
+            f"The compiled CSR kernel has no binding for the {backend!r} backend."
+        )
+    saving = makers[backend](plan)
+    if not plan.saves_x:
+        return lambda x, v, save_x=True: saving(x, v)
+    plain_plan = copy.copy(plan)  # shares the index arrays
+    plain_plan.saves_x = False
+    plain = makers[backend](plain_plan)
+    return lambda x, v, save_x=True: (saving if save_x else plain)(x, v)
 
 
 def _make_jax(plan: csr_cpu.CSRPlan, use_ffi: bool | None = None) -> Callable[[Any, Any], Any]:
@@ -195,8 +205,9 @@ def _make_torch(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
 
     class CSRMatmul(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, x: Any, v: Any) -> Any:
-            save = plan.saves_x and ctx.needs_input_grad[1]
+        def forward(ctx: Any, x: Any, v: Any, grad_enabled: bool) -> Any:
+            # (grad mode is always off inside forward: the caller's is passed in)
+            save = plan.saves_x and grad_enabled and ctx.needs_input_grad[1]
             out = csr_cpu.forward(plan, x.detach().numpy(), v.detach().numpy(), save_x=save)
             if save:
                 out, xt = out
@@ -207,7 +218,7 @@ def _make_torch(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
             return torch.from_numpy(out)
 
         @staticmethod
-        def backward(ctx: Any, dy: Any) -> tuple[Any, Any]:
+        def backward(ctx: Any, dy: Any) -> tuple[Any, Any, None]:
             a, v = ctx.saved_tensors  # a: x, or xt when the forward pass saved it
             dy_np = dy.detach().contiguous().numpy()
             dx = dv = None
@@ -216,7 +227,7 @@ def _make_torch(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
             if ctx.needs_input_grad[1]:
                 grad = csr_cpu.values_grad_saved if ctx.saved_x else csr_cpu.values_grad
                 dv = torch.from_numpy(grad(plan, a.detach().numpy(), dy_np))
-            return dx, dv
+            return dx, dv, None
 
     def matmul(x: Any, v: Any) -> Any:
         if x.device.type != "cpu":
@@ -224,6 +235,6 @@ def _make_torch(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
                 "implementation='csr' runs on the CPU only; the PyTorch tensor is on "
                 f"{x.device}. Use implementation='sparse' or 'auto' on accelerators."
             )
-        return CSRMatmul.apply(x, v)
+        return CSRMatmul.apply(x, v, torch.is_grad_enabled())
 
     return matmul

@@ -160,6 +160,9 @@ if _HAVE_NUMBA:
         # As _values_grad, from xt[a, b] = x[b, active[a]] saved by _forward:
         # every connection is one contiguous dot product over the batch.
         batch, n_out = dy.shape
+        if batch == 0:
+            out[:] = 0
+            return
         dyt = np.empty((n_out, batch), dtype=dy.dtype)
         for o in numba.prange(n_out):
             for t in range(batch):
@@ -210,7 +213,8 @@ class CSRPlan:
         np.cumsum(connectivity.fan_out, out=self.in_indptr[1:])
         self.active = np.flatnonzero(connectivity.fan_out).astype(index)
         # The forward pass saves x's active columns (transposed, `len(active)
-        # * batch` floats, never more than x) for the value gradient, which
+        # * batch` floats: up to one more copy of x per layer, kept until the
+        # backward pass; not during inference) for the value gradient, which
         # then runs contiguous dot products instead of gathering them from x
         # again, when that pays for the extra writes (benchmarks/, kernel
         # times at batch 256): few inputs have a connection (at most a

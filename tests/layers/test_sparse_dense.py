@@ -38,7 +38,10 @@ def dense_kernel_from_values(layer):
     # pass saves their columns for the value gradient (CSRPlan.saves_x).
     [((7, 5), 0.3), ((64, 33), 0.05), ((40, 12), 1.0), ((9180, 230), 0.01), ((2000, 30), 0.0005)],
 )
-def test_forward_and_gradients_match_numpy(impl, shape, density):
+@pytest.mark.parametrize("training", [None, False])
+def test_forward_and_gradients_match_numpy(impl, shape, density, training):
+    # training=False: the csr forward pass skips saving x (inference); a
+    # gradient taken anyway is still right.
     conn = random_connectivity(*shape, density=density, seed=11)
     if shape == (2000, 30):
         from keras_sparse.ops.csr_cpu import CSRPlan
@@ -56,7 +59,7 @@ def test_forward_and_gradients_match_numpy(impl, shape, density):
     np.testing.assert_array_equal(to_numpy(layer.kernel), w.astype("float32"))
 
     def loss(xt, values, bias):
-        y = layer._compute(xt, values, bias)
+        y = layer._compute(xt, values, bias, training)
         return ops.sum(y * ops.convert_to_tensor(g))
 
     gx, gv, gb = gradients(
@@ -71,6 +74,24 @@ def test_forward_and_gradients_match_numpy(impl, shape, density):
         gv, dense_gw[conn.input_indices, conn.output_indices], rtol=1e-4, atol=1e-3
     )
     np.testing.assert_allclose(gb, g.sum(0), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_input_gradient_with_frozen_values(impl):
+    # Only x is differentiated (values constant), on a plan whose csr forward
+    # pass saves x: the value-gradient path must not be needed.
+    conn = random_connectivity(2000, 30, density=0.0005, seed=11)
+    layer = make_layer(conn, impl)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 2000)).astype("float32")
+    g = rng.standard_normal((9, 30)).astype("float32")
+    values = ops.convert_to_tensor(to_numpy(layer.kernel_values))
+
+    def loss(xt):
+        return ops.sum(layer._compute(xt, values, None, True) * ops.convert_to_tensor(g))
+
+    (gx,) = gradients(loss, ops.convert_to_tensor(x))
+    np.testing.assert_allclose(gx, g @ dense_kernel_from_values(layer).T, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
