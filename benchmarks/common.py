@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -131,3 +132,12 @@ def environment() -> dict[str, Any]:
         "cpu": cpu,
         "cores": os.cpu_count(),
     }
+
+
+def write_result(out: str | None, result: dict) -> None:
+    """Prints `result` as JSON and, if `out` is given, writes it there with
+    the machine, backend and library versions (`environment()`)."""
+    print(json.dumps(result))
+    if out:
+        with open(out, "w") as fh:
+            json.dump(dict(meta=environment(), result=result), fh, indent=1)

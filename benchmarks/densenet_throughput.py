@@ -11,7 +11,6 @@ classes), median over `--steps` steps after `--warmup`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -19,7 +18,7 @@ import keras
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import environment, median_seconds, peak_rss_mb  # noqa: E402
+from common import median_seconds, peak_rss_mb, write_result  # noqa: E402
 
 from keras_sparse.models.densenet import AggregationNet  # noqa: E402
 
@@ -46,10 +45,7 @@ def main(argv=None):
         images_per_s=round(args.batch / step, 1),
         peak_rss_mb=round(peak_rss_mb()),
     )
-    print(json.dumps(result))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(dict(meta=environment(), result=result), fh, indent=1)
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,12 @@ def _env_line(meta):
     )
 
 
+def _env_footer(results):
+    """One environment line per backend, for tables mixing processes."""
+    envs = sorted({_env_line(res["meta"]) for res in results})
+    return [""] + [f"- {e}" for e in envs] + [""]
+
+
 def _ms(v, missing="skipped"):
     return missing if v is None else f"{v:.2f}"
 
@@ -172,8 +178,7 @@ def wide_section(results):
             f"| {backend} | {r['n_in']:,} -> {r['units']:,}, nnz {r['nnz']:,}, "
             f"batch {r['batch']} | {r['implementation']} | {step} | {r['peak_rss_mb']:,} | {speedup} |"
         )
-    envs = sorted({_env_line(res["meta"]) for res in results})
-    return lines + [""] + [f"- {e}" for e in envs] + [""]
+    return lines + _env_footer(results)
 
 
 def densenet_section(results):
@@ -193,8 +198,7 @@ def densenet_section(results):
             f"| {res['meta']['backend']} | {r['model']} | {r['params']:,} | "
             f"{r['images_per_s']} | {r['peak_rss_mb']:,} |"
         )
-    envs = sorted({_env_line(res["meta"]) for res in results})
-    return lines + [""] + [f"- {e}" for e in envs] + [""]
+    return lines + _env_footer(results)
 
 
 def roundtrip_section(results):

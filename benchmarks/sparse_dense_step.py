@@ -96,7 +96,7 @@ def measure_memory(args, density, name):
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-case", name,
            "--density", str(density), "--batch", str(args.batch),
            "--n-in", str(args.n_in), "--units", str(args.units)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         print(proc.stderr[-2000:], file=sys.stderr)
         return None
@@ -137,8 +137,9 @@ def main(argv=None):
     y = keras.ops.convert_to_tensor(rng.standard_normal((args.batch, args.units)).astype("float32"))
     for density in args.densities:
         conn = random_connectivity(args.n_in, args.units, density=density, seed=0)
+        cases = make_cases(args.units, conn)
         fns, skipped = {}, []
-        for name, make in make_cases(args.units, conn).items():
+        for name, make in cases.items():
             if name == "sparse_dense[sparse]" and conn.nnz * args.batch > args.max_sparse_work:
                 print(f"skip {name} at density {density}: nnz*batch above --max-sparse-work")
                 skipped.append(name)
@@ -152,14 +153,13 @@ def main(argv=None):
         x_t = np.ascontiguousarray(x_np.T)
         fns["scipy_csr_forward_floor/forward"] = lambda: w_t @ x_t
         med = interleaved_medians(fns, args.steps, args.warmup, args.rounds)
-        for name in list(make_cases(args.units, conn)) + ["scipy_csr_forward_floor"]:
+        for name in list(cases) + ["scipy_csr_forward_floor"]:
             step = med.get(name + "/step")
             fwd = med.get(name + "/forward")
             row = dict(case=name, density=density, nnz=conn.nnz,
                        step_ms=None if step is None else step * 1e3,
                        forward_ms=None if fwd is None else fwd * 1e3)
-            if density in args.memory_densities and name in make_cases(args.units, conn) \
-                    and name not in skipped:
+            if density in args.memory_densities and name in cases and name not in skipped:
                 row["peak_mb"] = measure_memory(args, density, name)
             rows.append(row)
             print(f"{keras.backend.backend():10s} density={density:<6} {name:24s} "

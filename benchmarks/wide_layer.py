@@ -18,7 +18,6 @@ layer's output on a small problem is checked against NumPy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -28,7 +27,7 @@ import keras
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import environment, median_seconds, peak_rss_mb  # noqa: E402
+from common import median_seconds, peak_rss_mb, write_result  # noqa: E402
 from peers import PEERS, make_peer  # noqa: E402
 
 from keras_sparse import SparseDense  # noqa: E402
@@ -109,10 +108,7 @@ def main(argv=None):
         traceback.print_exc()
         result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
     result["peak_rss_mb"] = round(peak_rss_mb())
-    print(json.dumps(result))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(dict(meta=environment(), result=result), fh, indent=1)
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -89,8 +89,7 @@ def _make_jax(plan: csr_cpu.CSRPlan, use_ffi: bool | None = None) -> Callable[[A
             plan,
             lambda x, v: xla_ffi.call_forward(plan, x, v, save_x=plan.saves_x),
             lambda dy, v: xla_ffi.call_input_grad(plan, dy, v),
-            lambda a, dy: (xla_ffi.call_values_grad_saved if plan.saves_x
-                           else xla_ffi.call_values_grad)(plan, a, dy),
+            lambda a, dy: xla_ffi.call_values_grad(plan, a, dy, saved=plan.saves_x),
             lambda x, v: xla_ffi.call_forward(plan, x, v),
         )
     n_in, n_out = plan.shape
@@ -164,18 +163,17 @@ def _make_tf(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
 
     n_in, n_out = plan.shape
 
+    # With plan.saves_x the forward pass also returns xt, and the value
+    # gradient reads it instead of x (csr_cpu.forward / values_grad_saved).
+    values_grad = csr_cpu.values_grad_saved if plan.saves_x else csr_cpu.values_grad
+
     @tf.custom_gradient
     def matmul(x: Any, v: Any) -> Any:
-        if plan.saves_x:
-            y, xt = tf.numpy_function(
-                lambda a, b: csr_cpu.forward(plan, a, b, save_x=True), [x, v],
-                [x.dtype, x.dtype], stateful=False,
-            )
-            xt.set_shape((plan.active.size, x.shape[0]))
-        else:
-            y = tf.numpy_function(
-                lambda a, b: csr_cpu.forward(plan, a, b), [x, v], x.dtype, stateful=False
-            )
+        result = tf.numpy_function(
+            lambda a, b: csr_cpu.forward(plan, a, b, save_x=plan.saves_x), [x, v],
+            [x.dtype, x.dtype] if plan.saves_x else x.dtype, stateful=False,
+        )
+        y, a = result if plan.saves_x else (result, x)
         y.set_shape((x.shape[0], n_out))
 
         def grad(dy: Any) -> tuple[Any, Any]:
@@ -183,15 +181,9 @@ def _make_tf(plan: csr_cpu.CSRPlan) -> Callable[[Any, Any], Any]:
                 lambda d, b: csr_cpu.input_grad(plan, d, b), [dy, v], dy.dtype, stateful=False
             )
             dx.set_shape((dy.shape[0], n_in))
-            if plan.saves_x:
-                dv = tf.numpy_function(
-                    lambda a, d: csr_cpu.values_grad_saved(plan, a, d), [xt, dy], v.dtype,
-                    stateful=False,
-                )
-            else:
-                dv = tf.numpy_function(
-                    lambda a, d: csr_cpu.values_grad(plan, a, d), [x, dy], v.dtype, stateful=False
-                )
+            dv = tf.numpy_function(
+                lambda a_, d: values_grad(plan, a_, d), [a, dy], v.dtype, stateful=False
+            )
             dv.set_shape(v.shape)
             return dx, dv
 

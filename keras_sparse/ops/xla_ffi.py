@@ -29,10 +29,7 @@ import numpy as np
 
 from keras_sparse.ops import csr_cpu
 
-__all__ = [
-    "available", "unavailable_reason", "call_forward", "call_input_grad", "call_values_grad",
-    "call_values_grad_saved",
-]
+__all__ = ["available", "unavailable_reason", "call_forward", "call_input_grad", "call_values_grad"]
 
 _STATE: dict[str, Any] = {"checked": False, "ok": False, "reason": "not checked yet"}
 _NAMES = {
@@ -137,30 +134,27 @@ if csr_cpu.available():
 
     handler = types.intp(types.intp)
 
-    @numba.cfunc(handler)
-    def forward(frame):  # pragma: no cover - compiled
+    @numba.njit(cache=True)
+    def run_forward(frame, xt):  # pragma: no cover - compiled
         # args: x, values (input-major), indptr, indices, active, meta
-        if skip(frame):
-            return 0
         meta = i32_1d(arg(frame, 5))
         csr_cpu._forward(
             f32_2d(arg(frame, 0)), i32_1d(arg(frame, 2)), i32_1d(arg(frame, 3)),
             f32_1d(arg(frame, 1)), i32_1d(arg(frame, 4)), meta[1], meta[2],
-            f32_2d(ret(frame, 0)), np.empty((0, 0), np.float32),
+            f32_2d(ret(frame, 0)), xt,
         )
+
+    @numba.cfunc(handler)
+    def forward(frame):  # pragma: no cover - compiled
+        if not skip(frame):
+            run_forward(frame, np.empty((0, 0), np.float32))
         return 0
 
     @numba.cfunc(handler)
     def forward_save(frame):  # pragma: no cover - compiled
-        # as forward; second result xt (len(active), batch)
-        if skip(frame):
-            return 0
-        meta = i32_1d(arg(frame, 5))
-        csr_cpu._forward(
-            f32_2d(arg(frame, 0)), i32_1d(arg(frame, 2)), i32_1d(arg(frame, 3)),
-            f32_1d(arg(frame, 1)), i32_1d(arg(frame, 4)), meta[1], meta[2],
-            f32_2d(ret(frame, 0)), f32_2d(ret(frame, 1)),
-        )
+        # second result: xt (len(active), batch)
+        if not skip(frame):
+            run_forward(frame, f32_2d(ret(frame, 1)))
         return 0
 
     @numba.cfunc(handler)
@@ -244,7 +238,7 @@ def _self_check() -> None:
         (np.asarray(call_forward(plan, x, v)), csr_cpu.forward(plan, x, v)),
         (np.asarray(y_saved), want_y),
         (np.asarray(xt), want_xt),
-        (np.asarray(call_values_grad_saved(plan, xt, dy)), csr_cpu.values_grad(plan, x, dy)),
+        (np.asarray(call_values_grad(plan, xt, dy, saved=True)), csr_cpu.values_grad(plan, x, dy)),
         (np.asarray(call_input_grad(plan, dy, v)), csr_cpu.input_grad(plan, dy, v)),
         (np.asarray(call_values_grad(plan, x, dy)), csr_cpu.values_grad(plan, x, dy)),
     ]
@@ -329,27 +323,16 @@ def call_input_grad(plan: csr_cpu.CSRPlan, dy: Any, values: Any) -> Any:
     )
 
 
-def call_values_grad(plan: csr_cpu.CSRPlan, x: Any, dy: Any) -> Any:
-    """`(nnz,)` gradient of the canonical values."""
+def call_values_grad(plan: csr_cpu.CSRPlan, a: Any, dy: Any, saved: bool = False) -> Any:
+    """`(nnz,)` gradient of the canonical values from `a` = `x`, or, with
+    `saved`, from the `xt` that `call_forward(..., save_x=True)` returned."""
     import jax
     import jax.numpy as jnp
 
-    a = _plan_arrays(plan)
+    arrays = _plan_arrays(plan)
     out = jax.ShapeDtypeStruct((plan.nnz,), jnp.float32)
-    return jax.ffi.ffi_call(_NAMES["values_grad"], out)(
-        x, dy, a["in_indptr"], a["in_indices"], a["in_perm"], a["active"],
-        _meta(plan, plan.values_block(x.shape[0])),
-    )
-
-
-def call_values_grad_saved(plan: csr_cpu.CSRPlan, xt: Any, dy: Any) -> Any:
-    """`(nnz,)` gradient of the canonical values from a saved `xt`."""
-    import jax
-    import jax.numpy as jnp
-
-    a = _plan_arrays(plan)
-    out = jax.ShapeDtypeStruct((plan.nnz,), jnp.float32)
-    return jax.ffi.ffi_call(_NAMES["values_grad_saved"], out)(
-        xt, dy, a["in_indptr"], a["in_indices"], a["in_perm"], a["active"],
-        _meta(plan, dy.shape[0]),
+    block = dy.shape[0] if saved else plan.values_block(dy.shape[0])
+    return jax.ffi.ffi_call(_NAMES["values_grad_saved" if saved else "values_grad"], out)(
+        a, dy, arrays["in_indptr"], arrays["in_indices"], arrays["in_perm"], arrays["active"],
+        _meta(plan, block),
     )
