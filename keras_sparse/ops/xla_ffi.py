@@ -134,7 +134,9 @@ if csr_cpu.available():
 
     handler = types.intp(types.intp)
 
-    @numba.njit(cache=True)
+    # Not cached, like the cfuncs: a cached function that calls a parallel
+    # kernel fails to load ("Symbol not found: allocate_sched").
+    @numba.njit
     def run_forward(frame, xt):  # pragma: no cover - compiled
         # args: x, values (input-major), indptr, indices, active, meta
         meta = i32_1d(arg(frame, 5))
