@@ -7,6 +7,7 @@ uniform, ERK), optimizer-state remapping (`optimizer_slots`,
 connectivity while it trains (`GradualMagnitudePruning`, `SET`, `RigL`).
 """
 
+from keras_sparse.training.callbacks import SET, GradualMagnitudePruning, RigL
 from keras_sparse.training.densities import layer_densities
 from keras_sparse.training.optimizer_state import optimizer_slots, remap_optimizer_slots
 from keras_sparse.training.sparsify import (
@@ -17,6 +18,9 @@ from keras_sparse.training.sparsify import (
 )
 
 __all__ = [
+    "GradualMagnitudePruning",
+    "RigL",
+    "SET",
     "compact",
     "compression_report",
     "densify",
