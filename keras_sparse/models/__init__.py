@@ -1,6 +1,6 @@
 """Models built from sparse layers."""
 
-from keras_sparse.models.densenet import (
+from keras_sparse.models.aggregation_net import (
     AggregationNet,
     DenseNet,
     SparseNet,

@@ -65,7 +65,9 @@ def build_lenet5(
         c3_layer = SparseConv2D(16, 5, c3, activation="tanh", name="C3")
         label = "custom"
     else:
-        raise ValueError(f"`c3` must be 'lenet5', 'full' or a Connectivity. Received: {c3!r}")
+        raise ValueError(
+            f"`c3` must be 'lenet5', 'full' or a Connectivity. Received: c3={c3!r}"
+        )
     inputs = keras.Input(input_shape)
     x = inputs
     if input_shape[0] == 28:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 
@@ -9,15 +10,14 @@ import keras
 import numpy as np
 import pytest
 
-from keras_sparse.models.densenet import (
-    PAPER_PARAMS,
-    PRESETS,
+from keras_sparse.models import (
     AggregationNet,
     DenseNet,
     SparseNet,
-    aggregated_indices,
     count_trainable_params,
 )
+from keras_sparse.models.aggregation_net import _resolve, aggregated_indices
+from keras_sparse.models.aggregation_net_presets import PRESETS
 
 BACKEND = keras.backend.backend()
 
@@ -89,7 +89,6 @@ def preset_kwargs(name: str) -> dict:
 
 def test_presets_and_paper_table_are_complete():
     assert set(PRESETS) == set(PAPER)
-    assert PAPER_PARAMS == PAPER
 
 
 @pytest.mark.parametrize("name", sorted(set(PAPER) - MISMATCH_ROWS))
@@ -101,8 +100,9 @@ def test_preset_param_count_matches_paper(name):
 
 @pytest.mark.parametrize("name", sorted(PAPER))
 def test_preset_exact_count_with_100_classes(name):
-    assert count_trainable_params(**preset_kwargs(name), num_classes=100) == (
-        OURS_C100[name]
+    assert (
+        count_trainable_params(**preset_kwargs(name), num_classes=100)
+        == (OURS_C100[name])
     )
 
 
@@ -314,6 +314,8 @@ def test_get_config_from_config(cls):
     config = model.get_config()
     json.dumps(config)
     params = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+    if cls is not AggregationNet:
+        params -= {"aggregation"}  # fixed by the class, not in its config
     assert set(config) == params | {"trainable"}
     assert config["growth_rate"] == [3, 4, 5] and config["name"] == "net"
     clone = cls.from_config(config)
@@ -328,12 +330,16 @@ def test_get_config_from_config(cls):
 
 
 def test_defaults_and_attributes():
-    defaults = {
-        cls: {k: p.default for k, p in inspect.signature(cls).parameters.items()}
-        for cls in (SparseNet, DenseNet)
+    # One signature for the family; growth_rate=None means the class default.
+    signature = inspect.signature(AggregationNet.__init__)
+    assert inspect.signature(SparseNet.__init__) == signature
+    assert inspect.signature(DenseNet.__init__) == signature
+    assert signature.parameters["growth_rate"].default is None
+    default_growth = {
+        cls: _small(cls, growth_rate=None).get_config()["growth_rate"]
+        for cls in (SparseNet, DenseNet, AggregationNet)
     }
-    assert defaults[SparseNet]["growth_rate"] == 24  # SparseNet-40-24
-    assert defaults[DenseNet]["growth_rate"] == 12  # DenseNet-40-12
+    assert default_growth == {SparseNet: 24, DenseNet: 12, AggregationNet: 12}
     sparse, dense = _small(SparseNet), _small(DenseNet, growth_rate=(4, 6, 8))
     assert sparse.aggregation == "sparse" and sparse.growth_rates == (4, 4, 4)
     assert dense.aggregation == "dense" and dense.growth_rates == (4, 6, 8)
@@ -383,17 +389,19 @@ def test_from_name_ignores_case_and_spaces_and_takes_kwargs():
     [
         (
             lambda: AggregationNet.from_name("SparseNet-40-12"),
-            r"Unknown AggregationNet preset 'SparseNet-40-12'\. Known presets: "
+            r"expected a known AggregationNet preset name\. Received: "
+            r"preset='SparseNet-40-12'\. Known presets: "
             r"SparseNet-40-24, .*DenseNet-BC-190-40\.",
         ),
         (
             lambda: SparseNet.from_name("DenseNet-40-12"),
-            r"Unknown SparseNet preset 'DenseNet-40-12'\. Known presets: "
+            r"expected a known SparseNet preset name\. Received: "
+            r"preset='DenseNet-40-12'\. Known presets: "
             r"SparseNet-40-24, .*SparseNet-BC-100-\{32,64,128\}\.$",
         ),
         (
             lambda: DenseNet.from_name("SparseNet-40-24"),
-            r"Unknown DenseNet preset .* Known presets: DenseNet-40-12, ",
+            r"DenseNet preset name\. .* Known presets: DenseNet-40-12, ",
         ),
         (
             lambda: SparseNet.from_name("SparseNet-40-24", depth=100),
@@ -416,33 +424,37 @@ def test_from_name_errors(call, match):
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(depth=41), r"`depth` must equal 3 \* n \+ 4 .*Received: depth=41"),
+        (dict(depth=41), r"for `depth`, expected 3 \* n \+ 4 .*Received: depth=41"),
         (
             dict(depth=43, bottleneck=True),  # fine without bottleneck
-            r"`depth` must equal 6 \* n \+ 4 .*bottleneck=True.*Received: depth=43",
+            r"`depth`, expected 6 \* n \+ 4 .*bottleneck=True.*Received: depth=43",
         ),
-        (dict(depth=4), r"`depth` must equal .*Received: depth=4"),
+        (dict(depth=4), r"`depth`, expected .*Received: depth=4"),
         (dict(depth=40.0), r"Received: depth=40\.0"),
         (dict(depth=14, num_blocks=4), r"4 \* n \+ 5 .*num_blocks=4.*depth=14"),
-        (dict(growth_rate=0), r"`growth_rate` must be a positive int .*growth_rate=0"),
+        (
+            dict(growth_rate=0),
+            r"`growth_rate`, expected a positive int .*growth_rate=0",
+        ),
         (
             dict(growth_rate=(12, 24)),
-            r"`growth_rate` must be an int or a sequence of 3 ints .*\(12, 24\)",
+            r"`growth_rate`, expected an int or a sequence of 3 ints .*\(12, 24\)",
         ),
-        (dict(growth_rate="12"), r"`growth_rate` must be a positive int"),
-        (dict(bottleneck=1), r"`bottleneck` must be a bool\. Received: bottleneck=1"),
-        (dict(compression=0.0), r"`compression` must be a float in \(0, 1\]"),
+        (dict(growth_rate="12"), r"`growth_rate`, expected a positive int"),
+        (dict(bottleneck=1), r"`bottleneck`, expected a bool\. Received: bottleneck=1"),
+        (dict(compression=0.0), r"`compression`, expected a float in \(0, 1\]"),
         (dict(compression=1.5), r"Received: compression=1\.5"),
-        (dict(dropout_rate=1.0), r"`dropout_rate` must be a float in \[0, 1\)"),
-        (dict(num_classes=0), r"`num_classes` must be an integer >= 1"),
-        (dict(input_shape=(32, 32)), r"`input_shape` must be a tuple of 3"),
-        (dict(input_shape=(2, 2, 3)), r"spatial size .* must be >= 4"),
-        (dict(stem_channels=0), r"`stem_channels` must be a positive int"),
+        (dict(dropout_rate=1.0), r"`dropout_rate`, expected a float in \[0, 1\)"),
+        (dict(num_classes=0), r"`num_classes`, expected a positive integer"),
+        (dict(input_shape=(32, 32)), r"`input_shape`, expected a tuple of 3"),
+        (dict(input_shape=(2, 2, 3)), r"`input_shape`, expected a spatial size >= 4"),
+        (dict(stem_channels=0), r"`stem_channels`, expected a positive int"),
         (
             dict(aggregation="log"),
-            r"`aggregation` must be one of \('sparse', 'dense'\)",
+            r"`aggregation`, expected one of 'sparse', 'dense'\. Received: "
+            r"aggregation='log'",
         ),
-        (dict(num_blocks=0), r"`num_blocks` must be an integer >= 1"),
+        (dict(num_blocks=0), r"`num_blocks`, expected a positive integer"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -465,12 +477,43 @@ def test_count_trainable_params_validates_like_the_model(kwargs):
 
 
 def test_fixed_aggregation_cannot_be_overridden():
-    with pytest.raises(ValueError, match=r"SparseNet fixes aggregation='sparse'"):
+    with pytest.raises(
+        ValueError, match=r"`aggregation`, expected None or 'sparse' \(SparseNet fixes"
+    ):
         SparseNet(aggregation="dense")
+    with pytest.raises(ValueError, match=r"None or 'dense' \(DenseNet fixes it\)"):
+        DenseNet(aggregation="sparse")
 
 
 def test_aggregated_indices_errors():
-    with pytest.raises(ValueError, match=r"`num_outputs` must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"`num_outputs`, expected a positive integer"):
         aggregated_indices(0)
-    with pytest.raises(ValueError, match=r"`aggregation` must be one of"):
+    with pytest.raises(ValueError, match=r"`aggregation`, expected one of"):
         aggregated_indices(3, "random")
+
+
+# --------------------------------------------------------------------------
+# Architecture object and the on-disk contract
+
+
+def test_architecture_is_frozen_and_counts_params():
+    arch = _resolve(16, (2, 3, 4), True, None, 0.0, 7, (32, 32, 3), "sparse", 3, None)
+    assert arch.growth == (2, 3, 4) and arch.layers_per_block == 2
+    assert arch.compression == 0.5 and arch.stem_channels == 4
+    assert arch.blocks[-1].transition_output is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        arch.depth = 10  # type: ignore[misc]
+    assert arch.trainable_params() == count_trainable_params(
+        depth=16, growth_rate=(2, 3, 4), bottleneck=True, num_classes=7
+    )
+
+
+@pytest.mark.parametrize("cls", [AggregationNet, SparseNet, DenseNet])
+def test_registered_names_and_old_module_path(cls):
+    # The registered name is written into saved files: a permanent contract.
+    assert keras.saving.get_registered_name(cls) == f"keras_sparse>{cls.__name__}"
+    serialized = keras.saving.serialize_keras_object(_small(cls))
+    # Files saved before the split name the old module.
+    serialized["module"] = "keras_sparse.models.densenet"
+    again = keras.saving.deserialize_keras_object(serialized)
+    assert type(again) is cls
