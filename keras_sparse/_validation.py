@@ -58,18 +58,34 @@ def format_list(items: Iterable[Any], limit: int = 10, total: int | None = None)
     return f"[{shown}{f', ... ({more} more)' if more > 0 else ''}]"
 
 
-def invalid_value(name: str, expected: str, value: Any, fix: str | None = None) -> str:
+def invalid_value(
+    name: str,
+    expected: str,
+    value: Any = None,
+    fix: str | None = None,
+    received: str | None = None,
+) -> str:
     """The message: "Received an invalid value for `name`, expected ...".
+
+    Args:
+        name: the argument's name.
+        expected: what it must be ("a positive integer").
+        value: the value received, shown as `name=repr(value)`.
+        fix: how to fix it, appended when not obvious.
+        received: a description shown instead of `name=repr(value)`, for
+            values too large to print (e.g. "3 names", "dtype object").
+
+    Returns:
+        The message.
 
     Example:
 
     >>> print(invalid_value("units", "an int >= 1", 0))
     Received an invalid value for `units`, expected an int >= 1. Received: units=0
     """
-    message = (
-        f"Received an invalid value for `{name}`, expected {expected}. "
-        f"Received: {name}={value!r}"
-    )
+    shown = received if received is not None else f"{name}={value!r}"
+    message = f"Received an invalid value for `{name}`, expected {expected}. "
+    message += f"Received: {shown}"
     return f"{message}. {fix}" if fix else message
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import base64
+import hashlib
+import os
 import warnings
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from keras_sparse._validation import format_list, invalid_value, is_int, one_of
+from keras_sparse.connectivity import serialization as _serialization
 
 __all__ = ["Connectivity", "EmptyOutputWarning", "as_connectivity"]
 
@@ -20,10 +23,9 @@ class EmptyOutputWarning(UserWarning):
     """Some outputs of a `Connectivity` have no input at all."""
 
 
-def _fmt_list(items: Sequence[Any], limit: int = 10) -> str:
-    shown = ", ".join(repr(x) for x in list(items)[:limit])
-    more = len(items) - limit
-    return f"[{shown}{f', ... ({more} more)' if more > 0 else ''}]"
+# Compatible alias for modules that still import the old private name; use
+# `keras_sparse._validation.format_list`.
+_fmt_list = format_list
 
 
 def _check_names(names: Any, expected: int, argument: str) -> tuple[str, ...] | None:
@@ -31,15 +33,19 @@ def _check_names(names: Any, expected: int, argument: str) -> tuple[str, ...] | 
         return None
     if isinstance(names, str):
         raise TypeError(
-            f"`{argument}` must be a sequence of strings, not a single string. "
-            f"Received: {argument}={names!r}"
+            invalid_value(
+                argument, "a sequence of strings, not a single string", names[:80]
+            )
         )
     try:
         names = tuple(names)
     except TypeError:
         raise TypeError(
-            f"`{argument}` must be a sequence of strings. "
-            f"Received: {argument} of type {type(names).__name__}"
+            invalid_value(
+                argument,
+                "a sequence of strings",
+                received=f"an object of type {type(names).__name__}",
+            )
         ) from None
     bad = [n for n in names if not isinstance(n, str)]
     if bad:
@@ -48,15 +54,22 @@ def _check_names(names: Any, expected: int, argument: str) -> tuple[str, ...] | 
             names = tuple(str(n) for n in names)
         else:
             raise TypeError(
-                f"`{argument}` must contain only strings. Received non-string "
-                f"entries {_fmt_list(bad)} (types "
-                f"{sorted({type(b).__name__ for b in bad})}). Convert them with "
-                "`[str(n) for n in names]` if that is what you mean."
+                invalid_value(
+                    argument,
+                    "only strings",
+                    received=f"non-string entries {format_list(bad)} (types "
+                    f"{sorted({type(b).__name__ for b in bad})})",
+                    fix="Convert them with `[str(n) for n in names]` if that is "
+                    "what you mean.",
+                )
             )
     if len(names) != expected:
         raise ValueError(
-            f"`{argument}` must have one name per {argument.split('_')[0]} "
-            f"({expected}). Received {len(names)} names."
+            invalid_value(
+                argument,
+                f"one name per {argument.split('_')[0]} ({expected})",
+                received=f"{len(names)} names",
+            )
         )
     seen: dict[str, int] = {}
     dups = []
@@ -66,9 +79,13 @@ def _check_names(names: Any, expected: int, argument: str) -> tuple[str, ...] | 
             dups.append(n)
     if dups:
         raise ValueError(
-            f"`{argument}` must be unique, but {len(dups)} name(s) occur more "
-            f"than once: {_fmt_list(dups)}. Aggregate or rename the duplicates "
-            "first."
+            invalid_value(
+                argument,
+                "unique names",
+                received=f"{len(dups)} name(s) that occur more than once: "
+                f"{format_list(dups)}",
+                fix="Aggregate or rename the duplicates first.",
+            )
         )
     return names
 
@@ -77,18 +94,24 @@ def _check_index_array(values: Any, argument: str) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ValueError(
-            f"`{argument}` must be a 1-D array of integer indices. "
-            f"Received an array of shape {arr.shape}."
+            invalid_value(
+                argument,
+                "a 1-D array of integer indices",
+                received=f"an array of shape {arr.shape}",
+            )
         )
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and (
-            np.all(arr == np.round(arr))
+        if (
+            np.issubdtype(arr.dtype, np.floating)
+            and np.all(np.isfinite(arr))
+            and (np.all(arr == np.round(arr)))
         ):
             arr = arr.astype(np.int64)
         else:
             raise TypeError(
-                f"`{argument}` must hold integer indices. Received dtype "
-                f"{arr.dtype}."
+                invalid_value(
+                    argument, "integer indices", received=f"dtype {arr.dtype}"
+                )
             )
     return arr.astype(np.int64, copy=False)
 
@@ -146,6 +169,7 @@ class Connectivity:
         "_output_names",
         "_fan_in",
         "_fan_out",
+        "_fingerprint",
     )
 
     def __init__(
@@ -162,8 +186,11 @@ class Connectivity:
         cols = _check_index_array(output_indices, "output_indices")
         if rows.shape != cols.shape:
             raise ValueError(
-                "`input_indices` and `output_indices` must have the same "
-                f"length. Received {rows.size} and {cols.size}."
+                invalid_value(
+                    "output_indices",
+                    f"the same length as `input_indices` ({rows.size})",
+                    received=f"{cols.size} indices",
+                )
             )
         for arr, bound, arg in (
             (rows, shape[0], "input_indices"),
@@ -174,9 +201,12 @@ class Connectivity:
             bad = np.flatnonzero((arr < 0) | (arr >= bound))
             if bad.size:
                 raise ValueError(
-                    f"`{arg}` must lie in [0, {bound}) for shape={shape}. "
-                    f"Received {bad.size} index(es) out of range, e.g. "
-                    f"{arg}[{bad[0]}]={arr[bad[0]]}. Indices are 0-based."
+                    invalid_value(
+                        arg,
+                        f"indices in [0, {bound}) for shape={shape} (0-based)",
+                        received=f"{bad.size} index(es) out of range, e.g. "
+                        f"{arg}[{bad[0]}]={arr[bad[0]]}",
+                    )
                 )
         # Canonical order: by output, then input (CSC order).
         order = np.lexsort((rows, cols))
@@ -187,12 +217,12 @@ class Connectivity:
                 pairs = [(int(rows[d]), int(cols[d])) for d in dup]
                 raise ValueError(
                     f"A connection may be listed only once, but {dup.size} "
-                    f"(input, output) pair(s) are duplicated: {_fmt_list(pairs)}. "
+                    f"(input, output) pair(s) are duplicated: {format_list(pairs)}. "
                     "Remove the duplicates (e.g. with `numpy.unique`)."
                 )
-        index_dtype = np.int32 if max(shape) < 2**31 else np.int64
-        self._input_indices = rows.astype(index_dtype)
-        self._output_indices = cols.astype(index_dtype)
+        # `_check_shape` caps every dimension at 2**31 - 1: int32 suffices.
+        self._input_indices = rows.astype(np.int32)
+        self._output_indices = cols.astype(np.int32)
         self._input_indices.flags.writeable = False
         self._output_indices.flags.writeable = False
         self._shape = shape
@@ -202,6 +232,7 @@ class Connectivity:
         self._fan_out = np.bincount(rows, minlength=shape[0]).astype(np.int64)
         self._fan_in.flags.writeable = False
         self._fan_out.flags.writeable = False
+        self._fingerprint: str | None = None
         self._check_empty_outputs(empty_outputs)
 
     # ------------------------------------------------------------------ checks
@@ -211,28 +242,24 @@ class Connectivity:
             dims = tuple(shape)
         except TypeError:
             dims = None
-        if (
-            dims is None
-            or len(dims) != 2
-            or not all(isinstance(d, (int, np.integer)) and d > 0 for d in dims)
-        ):
+        if dims is None or len(dims) != 2 or not all(is_int(d) and d > 0 for d in dims):
             raise ValueError(
-                "`shape` must be `(num_inputs, num_outputs)`, two positive "
-                f"integers. Received: shape={shape!r}"
+                invalid_value(
+                    "shape", "`(num_inputs, num_outputs)`, two positive integers", shape
+                )
             )
         if max(dims) > _MAX_DIM:
             raise ValueError(
-                "`shape` dimensions must be at most 2**31 - 1 (per-unit arrays "
-                f"of that length are allocated). Received: shape={tuple(dims)!r}"
+                invalid_value(
+                    "shape",
+                    "dimensions of at most 2**31 - 1 (indices are int32)",
+                    tuple(int(d) for d in dims),
+                )
             )
         return int(dims[0]), int(dims[1])
 
     def _check_empty_outputs(self, policy: str) -> None:
-        if policy not in _EMPTY_OUTPUT_POLICIES:
-            raise ValueError(
-                f"`empty_outputs` must be one of {_EMPTY_OUTPUT_POLICIES}. "
-                f"Received: empty_outputs={policy!r}"
-            )
+        one_of(policy, "empty_outputs", _EMPTY_OUTPUT_POLICIES)
         empty = np.flatnonzero(self._fan_in == 0)
         if empty.size == 0 or policy == "ignore":
             return
@@ -243,7 +270,7 @@ class Connectivity:
         )
         message = (
             f"{empty.size} of {self.num_outputs} outputs have no input at all "
-            f"(their value is the bias only): {_fmt_list(labels)}."
+            f"(their value is the bias only): {format_list(labels)}."
         )
         if policy == "raise":
             raise ValueError(
@@ -281,26 +308,30 @@ class Connectivity:
         arr = np.asarray(array)
         if arr.ndim != 2:
             raise ValueError(
-                "A dense connectivity must be a 2-D array of shape "
-                f"(num_inputs, num_outputs). Received an array of shape "
-                f"{arr.shape} (ndim={arr.ndim})."
+                invalid_value(
+                    "array",
+                    "a 2-D array of shape (num_inputs, num_outputs)",
+                    received=f"an array of shape {arr.shape} (ndim={arr.ndim})",
+                )
             )
         if arr.dtype == object or not (
             arr.dtype == bool or np.issubdtype(arr.dtype, np.number)
         ):
             raise TypeError(
-                "A dense connectivity must hold 0/1 or booleans. Received "
-                f"dtype {arr.dtype}."
+                invalid_value("array", "0/1 or booleans", received=f"dtype {arr.dtype}")
             )
         if arr.dtype != bool:
             bad = ~((arr == 0) | (arr == 1))
             if bad.any():
                 where = tuple(int(i) for i in np.argwhere(bad)[0])
                 raise ValueError(
-                    "A dense connectivity must hold only 0 and 1 (or booleans). "
-                    f"Received {int(bad.sum())} other value(s), e.g. "
-                    f"{arr[where]!r} at {where}. Binarize it first, e.g. "
-                    "`array != 0`."
+                    invalid_value(
+                        "array",
+                        "only 0 and 1 (or booleans)",
+                        received=f"{int(bad.sum())} other value(s), e.g. "
+                        f"{arr[where]!r} at {where}",
+                        fix="Binarize it first, e.g. `array != 0`.",
+                    )
                 )
         rows, cols = np.nonzero(arr)
         return cls(
@@ -337,17 +368,23 @@ class Connectivity:
 
         if not sp.issparse(matrix):
             raise TypeError(
-                "`matrix` must be a scipy.sparse matrix or array. Received "
-                f"{type(matrix).__name__}."
+                invalid_value(
+                    "matrix",
+                    "a scipy.sparse matrix or array",
+                    received=f"an object of type {type(matrix).__name__}",
+                )
             )
         coo = sp.coo_array(matrix)
         data = np.asarray(coo.data)
         if data.size and not np.all(data == 1):
             bad = data[data != 1]
             raise ValueError(
-                "A sparse connectivity must store only 1 (or True) entries. "
-                f"Received {bad.size} other stored value(s), e.g. {bad[0]!r}. "
-                "Call `matrix.eliminate_zeros()` and binarize it first."
+                invalid_value(
+                    "matrix",
+                    "stored entries of only 1 (or True)",
+                    received=f"{bad.size} other stored value(s), e.g. {bad[0]!r}",
+                    fix="Call `matrix.eliminate_zeros()` and binarize it first.",
+                )
             )
         return cls(
             coo.row,
@@ -373,8 +410,11 @@ class Connectivity:
 
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(
-                "`frame` must be a pandas.DataFrame. Received "
-                f"{type(frame).__name__}."
+                invalid_value(
+                    "frame",
+                    "a pandas.DataFrame",
+                    received=f"an object of type {type(frame).__name__}",
+                )
             )
         return cls.from_dense(
             frame.to_numpy(),
@@ -413,8 +453,11 @@ class Connectivity:
             arr = arr.reshape(0, 2)
         if arr.ndim != 2 or arr.shape[1] != 2:
             raise ValueError(
-                "`edges` must be (input, output) pairs, i.e. an array of "
-                f"shape (nnz, 2). Received shape {arr.shape}."
+                invalid_value(
+                    "edges",
+                    "(input, output) pairs, i.e. an array of shape (nnz, 2)",
+                    received=f"an array of shape {arr.shape}",
+                )
             )
         if arr.dtype.kind in "USO":
             if input_names is None or output_names is None:
@@ -443,8 +486,8 @@ class Connectivity:
                 raise ValueError(
                     "Every name in `edges` must be in `input_names` / "
                     f"`output_names`. Unknown inputs ({len(unknown_in)}): "
-                    f"{_fmt_list(unknown_in)}; unknown outputs "
-                    f"({len(unknown_out)}): {_fmt_list(unknown_out)}."
+                    f"{format_list(unknown_in)}; unknown outputs "
+                    f"({len(unknown_out)}): {format_list(unknown_out)}."
                 )
             shape = (len(in_names), len(out_names))
         else:
@@ -660,14 +703,18 @@ class Connectivity:
         return hash((self._shape, self.nnz, self.fingerprint()))
 
     def fingerprint(self) -> str:
-        """A short hex digest of shape and connections (names excluded)."""
-        import hashlib
+        """A short hex digest of shape and connections (names excluded).
 
-        h = hashlib.sha256()
-        h.update(np.asarray(self._shape, dtype="<i8").tobytes())
-        h.update(self._input_indices.astype("<i8").tobytes())
-        h.update(self._output_indices.astype("<i8").tobytes())
-        return h.hexdigest()[:16]
+        Computed once (the object is immutable): SHA-256 of the shape and
+        the index arrays as little-endian int64, first 16 hex digits.
+        """
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(np.asarray(self._shape, dtype="<i8").tobytes())
+            h.update(self._input_indices.astype("<i8").tobytes())
+            h.update(self._output_indices.astype("<i8").tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def __repr__(self) -> str:
         named = []
@@ -682,56 +729,22 @@ class Connectivity:
         )
 
     # ---------------------------------------------------------- serialization
-    def save(self, path: str) -> None:
+    # The formats live in `keras_sparse.connectivity.serialization`.
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the connectivity (indices, shape, names) to a `.npz` file."""
-        arrays: dict[str, Any] = {
-            "input_indices": self._input_indices,
-            "output_indices": self._output_indices,
-            "shape": np.asarray(self._shape, dtype=np.int64),
-        }
-        if self._input_names is not None:
-            arrays["input_names"] = np.asarray(self._input_names, dtype=str)
-        if self._output_names is not None:
-            arrays["output_names"] = np.asarray(self._output_names, dtype=str)
-        np.savez_compressed(path, **arrays)
+        _serialization.save_npz(self, path)
 
     @classmethod
-    def load(cls, path: str, empty_outputs: str = "warn") -> Connectivity:
+    def load(
+        cls, path: str | os.PathLike[str], empty_outputs: str = "warn"
+    ) -> Connectivity:
         """Reads a connectivity written by `save`.
 
         Raises:
             ValueError: if the file is not a `Connectivity.save` archive
                 (missing arrays are named) or its content is invalid.
         """
-        try:
-            archive = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise ValueError(
-                f"{path!r} is not a readable .npz connectivity file ({err})."
-            ) from None
-        with archive:
-            missing = [
-                k
-                for k in ("input_indices", "output_indices", "shape")
-                if k not in archive.files
-            ]
-            if missing:
-                raise ValueError(
-                    f"{path!r} is not a Connectivity.save() file: it lacks "
-                    f"{missing} (it holds {sorted(archive.files)})."
-                )
-            names = {
-                k: [str(n) for n in archive[k]]
-                for k in ("input_names", "output_names")
-                if k in archive.files
-            }
-            return cls(
-                archive["input_indices"],
-                archive["output_indices"],
-                shape=tuple(int(d) for d in archive["shape"]),  # type: ignore[arg-type]
-                empty_outputs=empty_outputs,
-                **names,
-            )
+        return _serialization.load_npz(path, empty_outputs=empty_outputs)
 
     def get_config(self) -> dict[str, Any]:
         """A JSON-safe dict: connections delta-coded, zlib-compressed, base64.
@@ -740,57 +753,12 @@ class Connectivity:
         connectivities are stored in the saved file's variables instead (see
         `SparseDense`).
         """
-        fan = self._fan_in.astype("<u4")
-        rows = self._input_indices.astype(np.int64)
-        starts = self.indptr[:-1]
-        deltas = rows.copy()
-        if rows.size:
-            deltas[1:] = rows[1:] - rows[:-1]
-            # The first row of every column is stored absolute.
-            nonempty = starts[self._fan_in > 0]
-            deltas[nonempty] = rows[nonempty]
-        payload = fan.tobytes() + deltas.astype("<u4").tobytes()
-        config: dict[str, Any] = {
-            "shape": list(self._shape),
-            "nnz": self.nnz,
-            "encoding": "csc-delta-u32-zlib-base64",
-            "data": base64.b64encode(zlib.compress(payload, 9)).decode("ascii"),
-            "input_names": list(self._input_names) if self._input_names else None,
-            "output_names": list(self._output_names) if self._output_names else None,
-        }
-        return config
+        return _serialization.to_config(self)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Connectivity:
         """Inverse of `get_config`."""
-        shape = tuple(config["shape"])
-        if config.get("encoding") != "csc-delta-u32-zlib-base64":
-            raise ValueError(
-                "Unknown connectivity encoding "
-                f"{config.get('encoding')!r}; expected "
-                "'csc-delta-u32-zlib-base64'."
-            )
-        raw = zlib.decompress(base64.b64decode(config["data"]))
-        buf = np.frombuffer(raw, dtype="<u4").astype(np.int64)
-        n_out = int(shape[1])
-        fan = buf[:n_out]
-        deltas = buf[n_out:]
-        if deltas.size != int(config["nnz"]) or fan.sum() != deltas.size:
-            raise ValueError("Corrupted connectivity config: nnz does not match.")
-        cols = np.repeat(np.arange(n_out), fan)
-        indptr = np.concatenate([[0], np.cumsum(fan)])
-        rows = deltas.copy()
-        for j in np.flatnonzero(fan > 0):
-            s, e = indptr[j], indptr[j + 1]
-            rows[s:e] = np.cumsum(deltas[s:e])
-        return cls(
-            rows,
-            cols,
-            shape=shape,  # type: ignore[arg-type]
-            input_names=config.get("input_names"),
-            output_names=config.get("output_names"),
-            empty_outputs="ignore",
-        )
+        return _serialization.from_config(config)
 
 
 def as_connectivity(value: Any, argument: str = "connectivity") -> Connectivity:
@@ -821,7 +789,11 @@ def as_connectivity(value: Any, argument: str = "connectivity") -> Connectivity:
     if isinstance(value, (np.ndarray, list, tuple)):
         return Connectivity.from_dense(value)
     raise TypeError(
-        f"`{argument}` must be a keras_sparse.Connectivity, a dense 0/1 array "
-        "of shape (num_inputs, num_outputs), a scipy.sparse matrix or a pandas "
-        f"DataFrame. Received an object of type {type(value).__name__}."
+        invalid_value(
+            argument,
+            "a keras_sparse.Connectivity, a dense 0/1 array of shape "
+            "(num_inputs, num_outputs), a scipy.sparse matrix or a pandas "
+            "DataFrame",
+            received=f"an object of type {type(value).__name__}",
+        )
     )

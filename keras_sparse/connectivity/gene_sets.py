@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from keras_sparse.connectivity.connectivity import Connectivity, _fmt_list
+from keras_sparse._validation import format_list, int_in_range, invalid_value
+from keras_sparse.connectivity.connectivity import Connectivity
 
 __all__ = ["read_gmt", "from_gene_sets", "GeneSetCoverageWarning"]
 
@@ -45,10 +46,11 @@ def read_gmt(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
+        bad_line = raw[: err.start].count(b"\n") + 1
         raise ValueError(
             f"GMT file {path!r} is not UTF-8 text: undecodable byte "
-            f"{raw[err.start:err.start + 1]!r} on line {line}. Re-save it as UTF-8."
+            f"{raw[err.start : err.start + 1]!r} on line {bad_line}. Re-save it "
+            "as UTF-8."
         ) from None
     sets: dict[str, list[str]] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -63,7 +65,9 @@ def read_gmt(path: str | os.PathLike[str]) -> dict[str, list[str]]:
             )
         name = fields[0].strip()
         if not name:
-            raise ValueError(f"GMT file {path!r}, line {lineno}: the set name is empty.")
+            raise ValueError(
+                f"GMT file {path!r}, line {lineno}: the set name is empty."
+            )
         if name in sets:
             raise ValueError(
                 f"GMT file {path!r}, line {lineno}: set {name!r} appears twice; "
@@ -112,11 +116,15 @@ def from_gene_sets(
         TypeError: if a set's members are given as a single string.
     """
     if not isinstance(gene_sets, Mapping) or not gene_sets:
+        size = len(gene_sets) if hasattr(gene_sets, "__len__") else "?"
         raise ValueError(
-            "`gene_sets` must be a non-empty mapping of set name -> member names. "
-            f"Received: {type(gene_sets).__name__} with "
-            f"{len(gene_sets) if hasattr(gene_sets, '__len__') else '?'} entries."
+            invalid_value(
+                "gene_sets",
+                "a non-empty mapping of set name -> member names",
+                received=f"{type(gene_sets).__name__} with {size} entries",
+            )
         )
+    min_found = int_in_range(min_found, "min_found", 0)
     names = [str(n) for n in input_names]
     position = {n: i for i, n in enumerate(names)}
     if len(position) != len(names):
@@ -131,8 +139,11 @@ def from_gene_sets(
     for set_name, members in gene_sets.items():
         if isinstance(members, str):
             raise TypeError(
-                f"The members of gene set {set_name!r} must be a list of names, "
-                f"not a single string ({members[:40]!r})."
+                invalid_value(
+                    "gene_sets",
+                    "a list of member names for every set, not a single string",
+                    received=f"gene_sets[{set_name!r}]={members[:40]!r}",
+                )
             )
         unique = list(dict.fromkeys(str(m) for m in members))
         found = np.fromiter(
@@ -148,29 +159,29 @@ def from_gene_sets(
         details = [f"{n}: {f}/{t} found" for n, f, t in too_small]
         raise ValueError(
             f"{len(too_small)} gene set(s) have fewer than min_found={min_found} "
-            f"members among the {len(names)} input names: {_fmt_list(details)}. "
+            f"members among the {len(names)} input names: {format_list(details)}. "
             "Check that both use the same identifiers (e.g. HGNC symbols), or "
             "pass `drop_empty=True` to drop these sets."
         )
     if too_small:
         warnings.warn(
             f"Dropped {len(too_small)} gene set(s) with fewer than {min_found} "
-            f"members found: {_fmt_list([n for n, _, _ in too_small])}.",
+            f"members found: {format_list([n for n, _, _ in too_small])}.",
             GeneSetCoverageWarning,
             stacklevel=2,
         )
     if not kept:
         raise ValueError(
             "No gene set is left: none has members among the input names. "
-            f"First input names: {_fmt_list(names[:5])}; first set members: "
-            f"{_fmt_list(list(next(iter(gene_sets.values())))[:5])}."
+            f"First input names: {format_list(names[:5])}; first set members: "
+            f"{format_list(list(next(iter(gene_sets.values())))[:5])}."
         )
     partial = [(n, f, t) for n, f, t in coverage if f < t and f >= min_found]
     if report and partial:
         details = [f"{n}: {f}/{t}" for n, f, t in partial]
         warnings.warn(
             f"{len(partial)} of {len(coverage)} gene sets have members missing "
-            f"from the input names (found/total): {_fmt_list(details, 5)}.",
+            f"from the input names (found/total): {format_list(details, 5)}.",
             GeneSetCoverageWarning,
             stacklevel=2,
         )

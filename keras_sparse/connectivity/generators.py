@@ -11,6 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from keras_sparse._validation import (
+    float_in_range,
+    int_in_range,
+    invalid_value,
+    one_of,
+    positive_int,
+)
 from keras_sparse.connectivity.connectivity import Connectivity
 
 __all__ = [
@@ -22,15 +29,6 @@ __all__ = [
     "shuffled_connectivity",
     "lenet5_c3_connectivity",
 ]
-
-
-def _check_positive_int(value: Any, argument: str, function: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(
-            f"The `{argument}` argument of `{function}` must be a positive "
-            f"integer. Got {value!r} instead."
-        )
-    return int(value)
 
 
 def _sample_positions(
@@ -110,43 +108,34 @@ def random_connectivity(
     >>> c.nnz
     21114
     """
-    fn = "random_connectivity"
-    n_in = _check_positive_int(num_inputs, "num_inputs", fn)
-    n_out = _check_positive_int(num_outputs, "num_outputs", fn)
+    n_in = positive_int(num_inputs, "num_inputs")
+    n_out = positive_int(num_outputs, "num_outputs")
     total = n_in * n_out
     if (density is None) == (nnz is None):
         raise ValueError(
-            f"Exactly one of `density` and `nnz` must be given to `{fn}`. "
-            f"Got density={density!r}, nnz={nnz!r}."
+            invalid_value(
+                "nnz",
+                "exactly one of `density` and `nnz`",
+                received=f"density={density!r}, nnz={nnz!r}",
+            )
         )
     if density is not None:
-        if not isinstance(density, (float, int)) or not 0 < density <= 1:
-            raise ValueError(
-                f"The `density` argument of `{fn}` must be a float in (0, 1]. "
-                f"Got {density!r} instead."
-            )
+        density = float_in_range(density, "density", 0.0, 1.0, low_inclusive=False)
         nnz = int(round(density * total))
-    assert nnz is not None
-    if isinstance(nnz, bool) or not isinstance(nnz, (int, np.integer)) or not (
-        0 <= nnz <= total
-    ):
-        raise ValueError(
-            f"The `nnz` argument of `{fn}` must be an integer in [0, {total}]. "
-            f"Got {nnz!r} instead."
-        )
-    if isinstance(min_fan_in, bool) or not isinstance(min_fan_in, (int, np.integer)) or (
-        min_fan_in < 0 or min_fan_in > n_in
-    ):
-        raise ValueError(
-            f"The `min_fan_in` argument of `{fn}` must be an integer in "
-            f"[0, num_inputs={n_in}]. Got {min_fan_in!r} instead."
-        )
+    nnz = int_in_range(nnz, "nnz", 0, total)
+    min_fan_in = int_in_range(
+        min_fan_in, "min_fan_in", 0, n_in, fix=f"num_inputs is {n_in}."
+    )
     if min_fan_in * n_out > nnz:
         raise ValueError(
-            f"`{fn}` cannot give each of {n_out} outputs at least "
-            f"{min_fan_in} inputs with only nnz={nnz} connections; raise "
-            f"`density`/`nnz` to at least {min_fan_in * n_out} or lower "
-            "`min_fan_in`."
+            invalid_value(
+                "min_fan_in",
+                f"at most nnz / num_outputs = {nnz} / {n_out}: each output needs "
+                "that many connections",
+                min_fan_in,
+                fix=f"Raise `density`/`nnz` to at least {min_fan_in * n_out} or "
+                "lower `min_fan_in`.",
+            )
         )
     rng = np.random.default_rng(seed)
     base = np.empty(0, dtype=np.int64)
@@ -198,14 +187,11 @@ def erdos_renyi_connectivity(
         adaptive sparse connectivity inspired by network science", Nature
         Communications 9, 2383 (2018).
     """
-    fn = "erdos_renyi_connectivity"
-    n_in = _check_positive_int(num_inputs, "num_inputs", fn)
-    n_out = _check_positive_int(num_outputs, "num_outputs", fn)
-    if not isinstance(epsilon, (int, float)) or not epsilon > 0 or math.isinf(epsilon):
-        raise ValueError(
-            f"The `epsilon` argument of `{fn}` must be a positive finite float. "
-            f"Got {epsilon!r} instead."
-        )
+    n_in = positive_int(num_inputs, "num_inputs")
+    n_out = positive_int(num_outputs, "num_outputs")
+    epsilon = float_in_range(epsilon, "epsilon", 0.0, math.inf, low_inclusive=False)
+    if math.isinf(epsilon):
+        raise ValueError(invalid_value("epsilon", "a positive finite float", epsilon))
     p = min(1.0, epsilon * (n_in + n_out) / (n_in * n_out))
     rng = np.random.default_rng(seed)
     total = n_in * n_out
@@ -247,25 +233,24 @@ def banded_connectivity(
         ValueError: for non-positive arguments, `window > num_inputs`, or a
             `num_outputs` whose last window would start past the inputs.
     """
-    fn = "banded_connectivity"
-    n_in = _check_positive_int(num_inputs, "num_inputs", fn)
-    window = _check_positive_int(window, "window", fn)
-    stride = window if stride is None else _check_positive_int(stride, "stride", fn)
+    n_in = positive_int(num_inputs, "num_inputs")
+    window = positive_int(window, "window")
+    stride = window if stride is None else positive_int(stride, "stride")
     if window > n_in:
-        raise ValueError(
-            f"The `window` argument of `{fn}` must be at most num_inputs={n_in}. "
-            f"Got {window} instead."
-        )
+        raise ValueError(invalid_value("window", f"at most num_inputs={n_in}", window))
     max_out = (n_in - 1) // stride + 1
     if num_outputs is None:
         n_out = (n_in - window) // stride + 1
     else:
-        n_out = _check_positive_int(num_outputs, "num_outputs", fn)
+        n_out = positive_int(num_outputs, "num_outputs")
         if n_out > max_out:
             raise ValueError(
-                f"The `num_outputs` argument of `{fn}` must be at most {max_out} "
-                f"for num_inputs={n_in} and stride={stride} (output j starts at "
-                f"input j*stride). Got {n_out} instead."
+                invalid_value(
+                    "num_outputs",
+                    f"at most {max_out} for num_inputs={n_in} and "
+                    f"stride={stride} (output j starts at input j*stride)",
+                    n_out,
+                )
             )
     starts = np.arange(n_out, dtype=np.int64) * stride
     stops = np.minimum(starts + window, n_in)
@@ -298,14 +283,16 @@ def block_diagonal_connectivity(
     Raises:
         ValueError: if a size is not positive or not divisible by `groups`.
     """
-    fn = "block_diagonal_connectivity"
-    n_in = _check_positive_int(num_inputs, "num_inputs", fn)
-    n_out = _check_positive_int(num_outputs, "num_outputs", fn)
-    groups = _check_positive_int(groups, "groups", fn)
+    n_in = positive_int(num_inputs, "num_inputs")
+    n_out = positive_int(num_outputs, "num_outputs")
+    groups = positive_int(groups, "groups")
     if n_in % groups or n_out % groups:
         raise ValueError(
-            f"The `groups` argument of `{fn}` must divide both num_inputs={n_in} "
-            f"and num_outputs={n_out}. Got groups={groups}."
+            invalid_value(
+                "groups",
+                f"a divisor of both num_inputs={n_in} and num_outputs={n_out}",
+                groups,
+            )
         )
     gi, go = n_in // groups, n_out // groups
     g = np.arange(groups)
@@ -333,9 +320,8 @@ def full_connectivity(
     Raises:
         ValueError: for non-positive sizes.
     """
-    fn = "full_connectivity"
-    n_in = _check_positive_int(num_inputs, "num_inputs", fn)
-    n_out = _check_positive_int(num_outputs, "num_outputs", fn)
+    n_in = positive_int(num_inputs, "num_inputs")
+    n_out = positive_int(num_outputs, "num_outputs")
     rows = np.repeat(np.arange(n_in, dtype=np.int64), n_out)
     cols = np.tile(np.arange(n_out, dtype=np.int64), n_in)
     return Connectivity(
@@ -375,11 +361,7 @@ def shuffled_connectivity(
         Elmarakeby et al., "Biologically informed deep neural network for
         prostate cancer discovery", Nature 598, 348-352 (2021).
     """
-    if inputs not in ("all", "connected"):
-        raise ValueError(
-            "The `inputs` argument of `shuffled_connectivity` must be 'all' or "
-            f"'connected'. Got {inputs!r} instead."
-        )
+    one_of(inputs, "inputs", ("all", "connected"))
     pool = (
         np.arange(connectivity.num_inputs)
         if inputs == "all"
@@ -387,8 +369,12 @@ def shuffled_connectivity(
     )
     if connectivity.nnz and connectivity.fan_in.max() > pool.size:
         raise ValueError(
-            f"An output has fan-in {int(connectivity.fan_in.max())} but only "
-            f"{pool.size} candidate inputs (inputs={inputs!r})."
+            invalid_value(
+                "connectivity",
+                f"fan-ins of at most {pool.size}, the candidate inputs with "
+                f"inputs={inputs!r}",
+                received=f"an output with fan-in {int(connectivity.fan_in.max())}",
+            )
         )
     rng = np.random.default_rng(seed)
     rows = [rng.choice(pool, size=int(k), replace=False) for k in connectivity.fan_in]

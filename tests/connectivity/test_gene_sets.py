@@ -18,9 +18,7 @@ def write(tmp_path, text, name="sets.gmt", raw=None):
 def test_read_gmt_and_build(tmp_path):
     path = write(
         tmp_path,
-        "P1\tdesc one\tTP53\tMYC\n"
-        "\n"
-        "P2\thttp://x\tEGFR\tKRAS\tBRCA1\tKRAS\t\n",
+        "P1\tdesc one\tTP53\tMYC\n\nP2\thttp://x\tEGFR\tKRAS\tBRCA1\tKRAS\t\n",
     )
     sets = read_gmt(path)
     assert sets == {"P1": ["TP53", "MYC"], "P2": ["EGFR", "KRAS", "BRCA1"]}
@@ -54,7 +52,7 @@ def test_gene_set_bad_inputs():
         from_gene_sets({}, GENES)
     with pytest.raises(TypeError, match="single string"):
         from_gene_sets({"P": "TP53"}, GENES)
-    with pytest.raises(ValueError, match="must be unique"):
+    with pytest.raises(ValueError, match="expected unique names"):
         from_gene_sets({"P": ["TP53"]}, ["TP53", "TP53"])
 
 
