@@ -11,7 +11,14 @@ import numpy as np
 from keras_sparse.connectivity.connectivity import Connectivity, as_connectivity
 from keras_sparse.layers.sparse_dense import SparseDense
 
-__all__ = ["build_pathway_network", "split_at"]
+__all__ = [
+    "build_pathway_network",
+    "head_loss",
+    "level_name",
+    "pathway_levels",
+    "prediction_head",
+    "split_at",
+]
 
 TASKS = ("classification", "regression")
 
@@ -26,6 +33,7 @@ def build_pathway_network(
     kernel_regularizer: Any = None,
     input_mean: Any = None,
     input_variance: Any = None,
+    level_heads: bool = False,
     name: str = "pathway_network",
 ) -> keras.Model:
     """Builds inputs -> pathways -> (parent pathways ...) -> prediction head.
@@ -36,7 +44,10 @@ def build_pathway_network(
     (`"level_1"`, `"level_2"`, ...) whose connectivity maps the previous
     level's units to parent units (e.g. pathway -> parent pathway). The
     head is dense: one sigmoid unit for two classes, `num_classes` softmax
-    units for more, one linear unit for regression.
+    units for more, one linear unit for regression. With `level_heads`,
+    every level has its own head (`"head_0"`, `"head_1"`, ...) and the
+    prediction `"head"` is their average (P-NET's per-level outputs,
+    BINN's heads ensemble).
 
     Args:
         connectivity: `Connectivity` (or anything `as_connectivity`
@@ -52,6 +63,8 @@ def build_pathway_network(
         input_mean, input_variance: optional `(num_inputs,)` arrays; when
             given, a fixed `keras.layers.Normalization` layer named
             `"standardize"` comes first, so the model takes raw inputs.
+        level_heads: bool, one head per level, averaged (default False:
+            one head on the last level).
         name: the model's name.
 
     Returns:
@@ -60,6 +73,17 @@ def build_pathway_network(
     Raises:
         ValueError: for an unknown `task`, `num_classes < 2`, a dropout
             rate outside [0, 1), or hierarchy levels that do not chain.
+
+    Example:
+
+    >>> from keras_sparse.connectivity import random_connectivity
+    >>> genes = random_connectivity(20, 4, density=0.3, seed=0, min_fan_in=1)
+    >>> parents = random_connectivity(4, 2, density=0.5, seed=0, min_fan_in=1)
+    >>> model = build_pathway_network(genes, [parents], level_heads=True)
+    >>> pathway_levels(model)
+    ['pathways', 'level_1']
+    >>> model.output.shape
+    (None, 1)
 
     References:
         Elmarakeby et al., "Biologically informed deep neural network for
@@ -97,28 +121,77 @@ def build_pathway_network(
         )(x)
     if input_dropout:
         x = keras.layers.Dropout(input_dropout, name="input_dropout")(x)
+    heads = []
     for k, level in enumerate(levels):
         x = SparseDense(
             level.num_outputs,
             level,
             activation=hidden_activation,
             kernel_regularizer=kernel_regularizer,
-            name="pathways" if k == 0 else f"level_{k}",
+            name=level_name(k),
         )(x)
-    if task == "regression":
-        outputs = keras.layers.Dense(1, name="head")(x)
-    elif num_classes == 2:
-        outputs = keras.layers.Dense(
-            1, activation="sigmoid", kernel_regularizer=kernel_regularizer, name="head"
-        )(x)
+        if level_heads:
+            head = prediction_head(task, num_classes, kernel_regularizer, f"head_{k}")
+            heads.append(head(x))
+    if level_heads:
+        outputs = (
+            keras.layers.Average(name="head")(heads) if len(heads) > 1 else heads[0]
+        )
     else:
-        outputs = keras.layers.Dense(
-            num_classes,
-            activation="softmax",
-            kernel_regularizer=kernel_regularizer,
-            name="head",
-        )(x)
+        outputs = prediction_head(task, num_classes, kernel_regularizer, "head")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def level_name(k: int) -> str:
+    """The layer name of sparse level `k` in `build_pathway_network`."""
+    return "pathways" if k == 0 else f"level_{k}"
+
+
+def pathway_levels(model: keras.Model) -> list[str]:
+    """Names of the sparse levels of a `build_pathway_network` model, in order."""
+    names = {layer.name for layer in model.layers}
+    out = []
+    while level_name(len(out)) in names:
+        out.append(level_name(len(out)))
+    if not out:
+        raise ValueError(
+            "Received an invalid value for `model`, expected a model built by "
+            "`build_pathway_network` (a layer named 'pathways'). Received a model "
+            f"with layers {sorted(names)}."
+        )
+    return out
+
+
+def prediction_head(
+    task: str, num_classes: int, kernel_regularizer: Any = None, name: str = "head"
+) -> keras.layers.Dense:
+    """The dense output layer for a task.
+
+    One linear unit for regression, one sigmoid unit for two classes,
+    `num_classes` softmax units for more. The loss that goes with it is
+    `head_loss(task, num_classes)`.
+    """
+    if task == "regression":
+        return keras.layers.Dense(1, kernel_regularizer=kernel_regularizer, name=name)
+    if num_classes == 2:
+        return keras.layers.Dense(
+            1, activation="sigmoid", kernel_regularizer=kernel_regularizer, name=name
+        )
+    return keras.layers.Dense(
+        num_classes,
+        activation="softmax",
+        kernel_regularizer=kernel_regularizer,
+        name=name,
+    )
+
+
+def head_loss(task: str, num_classes: int) -> str:
+    """The Keras loss matching `prediction_head(task, num_classes)`."""
+    if task == "regression":
+        return "mse"
+    return (
+        "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+    )
 
 
 def _check_chain(previous: Connectivity, level: Connectivity, k: int) -> None:
