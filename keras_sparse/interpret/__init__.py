@@ -6,10 +6,28 @@ from keras_sparse.interpret.integrated_gradients import (
     node_attributions,
     node_degrees,
 )
+from keras_sparse.interpret.statistics import (
+    benjamini_hochberg,
+    empirical_p,
+    paired_wilcoxon,
+    rank_normalize,
+    rank_stability,
+    recall_at_k,
+    set_auroc,
+    specificity_test,
+)
 
 __all__ = [
+    "benjamini_hochberg",
     "degree_adjusted",
+    "empirical_p",
     "integrated_gradients",
     "node_attributions",
     "node_degrees",
+    "paired_wilcoxon",
+    "rank_normalize",
+    "rank_stability",
+    "recall_at_k",
+    "set_auroc",
+    "specificity_test",
 ]
