@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import warnings
 from collections.abc import Sequence
@@ -114,6 +115,106 @@ def _check_index_array(values: Any, argument: str) -> np.ndarray:
                 )
             )
     return arr.astype(np.int64, copy=False)
+
+
+def _positions(
+    labels: np.ndarray, names: Sequence[str] | None, argument: str
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Index of each label in `names` (inferred in first-seen order if None)."""
+    labels = np.asarray([str(x) for x in labels], dtype=object)
+    if names is None:
+        inferred = tuple(dict.fromkeys(labels.tolist()))
+        position = {n: i for i, n in enumerate(inferred)}
+        return np.asarray([position[x] for x in labels], dtype=np.int64), inferred
+    try:
+        count = len(names)
+    except TypeError:
+        count = -1
+    checked = _check_names(names, count, argument)
+    assert checked is not None
+    position = {n: i for i, n in enumerate(checked)}
+    index = np.asarray([position.get(x, -1) for x in labels], dtype=np.int64)
+    unknown = list(dict.fromkeys(labels[index < 0].tolist()))
+    if unknown:
+        unit = argument.split("_")[0]
+        raise ValueError(
+            invalid_value(
+                "edges",
+                f"{unit} names among `{argument}`",
+                received=f"{len(unknown)} unknown {unit}(s): {format_list(unknown)}",
+                fix=f"Add them to `{argument}`, or omit `{argument}` to take "
+                "the names from the edges.",
+            )
+        )
+    return index, checked
+
+
+def _is_binary(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    return isinstance(value, numbers.Real) and (value == 0 or value == 1)
+
+
+def _frame_to_mask(frame: Any) -> np.ndarray:
+    """A 0/1 DataFrame as a bool array; bad entries name their column."""
+    import pandas as pd
+
+    expected = "only 0/1 or True/False entries"
+    numpy_dtypes = all(
+        isinstance(dt, np.dtype) and (dt.kind == "b" or np.issubdtype(dt, np.number))
+        for dt in frame.dtypes
+    )
+    columns = [] if numpy_dtypes else list(range(frame.shape[1]))
+    if numpy_dtypes:
+        arr = frame.to_numpy(dtype=np.float64)
+        bad = ~((arr == 0) | (arr == 1))
+        if not bad.any():
+            return arr != 0
+        columns = sorted(set(np.flatnonzero(bad.any(axis=0)).tolist()))
+    mask = np.empty(frame.shape, dtype=bool)
+    for j in columns:
+        column = frame.iloc[:, j]
+        label = frame.columns[j]
+        missing = pd.isna(column).to_numpy()
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise ValueError(
+                invalid_value(
+                    "frame",
+                    expected,
+                    received=f"{int(missing.sum())} missing value(s) (NA/NaN) in "
+                    f"column {label!r}, e.g. at row {frame.index[i]!r}",
+                    fix="Fill them first, e.g. `frame.fillna(0)` if a missing "
+                    "entry means 'not connected'.",
+                )
+            )
+        values = column.to_numpy(dtype=object)
+        ok = np.fromiter((_is_binary(v) for v in values), dtype=bool, count=len(values))
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            numeric = isinstance(values[i], numbers.Real)
+            error = ValueError if numeric else TypeError
+            raise error(
+                invalid_value(
+                    "frame",
+                    expected,
+                    received=f"{int((~ok).sum())} other value(s) in column "
+                    f"{label!r}, e.g. {values[i]!r} at row {frame.index[i]!r}",
+                    fix="Binarize it first, e.g. `frame != 0`."
+                    if numeric
+                    else "Convert the column to numbers or booleans first, "
+                    "e.g. with `pandas.to_numeric`.",
+                )
+            )
+        mask[:, j] = values.astype(bool)
+    return mask
+
+
+def _counts(indices: np.ndarray, length: int) -> np.ndarray:
+    """Read-only int64 `bincount` of `indices` with `length` bins."""
+    counts = np.bincount(indices, minlength=length).astype(np.int64, copy=False)
+    counts.flags.writeable = False
+    return counts
 
 
 class Connectivity:
@@ -228,10 +329,10 @@ class Connectivity:
         self._shape = shape
         self._input_names = _check_names(input_names, shape[0], "input_names")
         self._output_names = _check_names(output_names, shape[1], "output_names")
-        self._fan_in = np.bincount(cols, minlength=shape[1]).astype(np.int64)
-        self._fan_out = np.bincount(rows, minlength=shape[0]).astype(np.int64)
-        self._fan_in.flags.writeable = False
-        self._fan_out.flags.writeable = False
+        # Per-unit arrays are built on first use: a declared shape may be
+        # huge (up to 2**31 - 1 units) while nnz is small.
+        self._fan_in: np.ndarray | None = None
+        self._fan_out: np.ndarray | None = None
         self._fingerprint: str | None = None
         self._check_empty_outputs(empty_outputs)
 
@@ -260,17 +361,31 @@ class Connectivity:
 
     def _check_empty_outputs(self, policy: str) -> None:
         one_of(policy, "empty_outputs", _EMPTY_OUTPUT_POLICIES)
-        empty = np.flatnonzero(self._fan_in == 0)
-        if empty.size == 0 or policy == "ignore":
+        if policy == "ignore":
             return
+        # From the sorted output indices, in O(nnz) memory whatever the shape.
+        cols = self._output_indices.astype(np.int64)
+        present = cols[np.r_[True, cols[1:] != cols[:-1]]] if cols.size else cols
+        num_empty = self.num_outputs - present.size
+        if num_empty == 0:
+            return
+        bounds = np.concatenate([[-1], present, [self.num_outputs]])
+        gap_starts, gap_lengths = bounds[:-1] + 1, np.diff(bounds) - 1
+        first: list[int] = []
+        for start, length in zip(gap_starts, gap_lengths, strict=True):
+            first.extend(range(int(start), int(start) + min(int(length), 10)))
+            if len(first) >= 10:
+                break
+        first = first[:10]
         labels = (
-            [self._output_names[i] for i in empty]
+            [self._output_names[i] for i in first]
             if self._output_names is not None
-            else [int(i) for i in empty]
+            else first
         )
         message = (
-            f"{empty.size} of {self.num_outputs} outputs have no input at all "
-            f"(their value is the bias only): {format_list(labels)}."
+            f"{num_empty} of {self.num_outputs} outputs have no input at all "
+            f"(their value is the bias only): "
+            f"{format_list(labels, total=num_empty)}."
         )
         if policy == "raise":
             raise ValueError(
@@ -400,11 +515,33 @@ class Connectivity:
         """Builds a `Connectivity` from a 0/1 pandas DataFrame.
 
         The index gives the input names (e.g. genes), the columns the
-        output names (e.g. pathways).
+        output names (e.g. pathways). Columns may have any dtype -- NumPy
+        numeric or bool, pandas nullable (`Int64`, `boolean`, `Float64`)
+        or `object` -- as long as every entry is 0, 1, `True` or `False`.
+        Missing values (`NA`, `NaN`, `None`) are refused rather than read
+        as 0: the message names the column and suggests `frame.fillna(0)`.
+
+        Args:
+            frame: a `pandas.DataFrame` of shape `(num_inputs, num_outputs)`.
+            empty_outputs: as in `Connectivity`.
+
+        Returns:
+            A named `Connectivity`.
 
         Raises:
-            TypeError: if `frame` is not a `pandas.DataFrame`.
-            ValueError: as in `from_dense`, or on duplicate names.
+            TypeError: if `frame` is not a `pandas.DataFrame`, or a column
+                holds non-numeric values (e.g. strings).
+            ValueError: if a column holds missing values or numbers other
+                than 0 and 1 (the column and a row are named), or on
+                duplicate names.
+
+        Example:
+
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"p1": [1, 0, 1], "p2": [True, True, False]},
+        ...                      index=["g1", "g2", "g3"], dtype="object")
+        >>> Connectivity.from_dataframe(frame).fan_in.tolist()
+        [2, 2]
         """
         import pandas as pd
 
@@ -417,7 +554,7 @@ class Connectivity:
                 )
             )
         return cls.from_dense(
-            frame.to_numpy(),
+            _frame_to_mask(frame),
             input_names=[str(x) for x in frame.index],
             output_names=[str(x) for x in frame.columns],
             empty_outputs=empty_outputs,
@@ -436,17 +573,37 @@ class Connectivity:
 
         Args:
             edges: a sequence of `(input, output)` pairs, or an array of
-                shape `(nnz, 2)`. Pairs are either integer indices (then
-                `shape` is required) or names (then `input_names` and
-                `output_names` are required, and every name must be
-                among them).
-            shape: `(num_inputs, num_outputs)` for index pairs. With name
-                pairs it is taken from the name lists.
-            input_names, output_names, empty_outputs: as in `Connectivity`.
+                shape `(nnz, 2)`. Pairs are either integer indices or names
+                (strings).
+            shape: `(num_inputs, num_outputs)`. With index pairs it is
+                required unless both `input_names` and `output_names` are
+                given (their lengths are the shape): it cannot be guessed
+                from the edges, since trailing units may have no edge. With
+                name pairs it is taken from the names and may be omitted.
+            input_names: with name pairs, the input names in the order of
+                the layer's inputs (names in `edges` must be among them,
+                and inputs without an edge are allowed). If omitted, the
+                inputs are the names in `edges`, in order of first
+                appearance. With index pairs, optional names as in
+                `Connectivity`.
+            output_names: the same for the outputs.
+            empty_outputs: as in `Connectivity`.
+
+        Returns:
+            A `Connectivity`.
 
         Raises:
-            ValueError: if pairs do not have two entries, names are unknown,
-                `shape` is missing for index pairs, or as in `Connectivity`.
+            ValueError: if pairs do not have two entries, a name is not in
+                the given name list, `shape` is missing for index pairs (or
+                disagrees with the names), or as in `Connectivity`.
+
+        Example:
+
+        >>> c = Connectivity.from_edges([("TP53", "apoptosis"),
+        ...                              ("BAX", "apoptosis"),
+        ...                              ("TP53", "cell cycle")])
+        >>> c.shape, c.input_names, c.output_names
+        ((2, 2), ('TP53', 'BAX'), ('apoptosis', 'cell cycle'))
         """
         arr = np.asarray(list(edges) if not isinstance(edges, np.ndarray) else edges)
         if arr.size == 0:
@@ -459,44 +616,37 @@ class Connectivity:
                     received=f"an array of shape {arr.shape}",
                 )
             )
+        if arr.dtype == object and all(is_int(v) for v in arr.ravel()):
+            arr = arr.astype(np.int64)
         if arr.dtype.kind in "USO":
-            if input_names is None or output_names is None:
+            rows, in_names = _positions(arr[:, 0], input_names, "input_names")
+            cols, out_names = _positions(arr[:, 1], output_names, "output_names")
+            names_shape = (len(in_names), len(out_names))
+            if shape is not None and tuple(shape) != names_shape:
                 raise ValueError(
-                    "`edges` holds names, so `input_names` and `output_names` "
-                    "must both be given (they fix the order and the shape)."
+                    invalid_value(
+                        "shape",
+                        f"{names_shape}, the number of input and output names, or None",
+                        shape,
+                    )
                 )
-            in_names = _check_names(input_names, len(tuple(input_names)), "input_names")
-            out_names = _check_names(
-                output_names, len(tuple(output_names)), "output_names"
-            )
-            assert in_names is not None and out_names is not None
-            in_pos = {n: i for i, n in enumerate(in_names)}
-            out_pos = {n: i for i, n in enumerate(out_names)}
-            rows = np.empty(arr.shape[0], dtype=np.int64)
-            cols = np.empty(arr.shape[0], dtype=np.int64)
-            unknown_in, unknown_out = [], []
-            for k, (a, b) in enumerate(arr):
-                rows[k] = in_pos.get(str(a), -1)
-                cols[k] = out_pos.get(str(b), -1)
-                if rows[k] < 0:
-                    unknown_in.append(str(a))
-                if cols[k] < 0:
-                    unknown_out.append(str(b))
-            if unknown_in or unknown_out:
-                raise ValueError(
-                    "Every name in `edges` must be in `input_names` / "
-                    f"`output_names`. Unknown inputs ({len(unknown_in)}): "
-                    f"{format_list(unknown_in)}; unknown outputs "
-                    f"({len(unknown_out)}): {format_list(unknown_out)}."
-                )
-            shape = (len(in_names), len(out_names))
+            shape, input_names, output_names = names_shape, in_names, out_names
         else:
             if shape is None:
-                raise ValueError(
-                    "`shape=(num_inputs, num_outputs)` is required when `edges` "
-                    "holds integer indices (it cannot be guessed: trailing "
-                    "inputs or outputs may have no edge)."
-                )
+                if input_names is None or output_names is None:
+                    raise ValueError(
+                        invalid_value(
+                            "shape",
+                            "`(num_inputs, num_outputs)` when `edges` holds "
+                            "integer indices",
+                            shape,
+                            fix="Pass `shape=`, or both `input_names` and "
+                            "`output_names` (their lengths give the shape). "
+                            "It cannot be guessed from the edges: trailing "
+                            "inputs or outputs may have no edge.",
+                        )
+                    )
+                shape = (len(tuple(input_names)), len(tuple(output_names)))
             rows, cols = arr[:, 0], arr[:, 1]
         return cls(
             rows,
@@ -544,11 +694,15 @@ class Connectivity:
     @property
     def fan_in(self) -> np.ndarray:
         """Read-only `(num_outputs,)` int64 array: inputs per output."""
+        if self._fan_in is None:
+            self._fan_in = _counts(self._output_indices, self._shape[1])
         return self._fan_in
 
     @property
     def fan_out(self) -> np.ndarray:
         """Read-only `(num_inputs,)` int64 array: outputs per input."""
+        if self._fan_out is None:
+            self._fan_out = _counts(self._input_indices, self._shape[0])
         return self._fan_out
 
     @property
@@ -564,7 +718,7 @@ class Connectivity:
         """`(num_outputs + 1,)` CSC column pointers: the connections of
         output `j` are `[indptr[j], indptr[j + 1])`."""
         out = np.zeros(self._shape[1] + 1, dtype=np.int64)
-        np.cumsum(self._fan_in, out=out[1:])
+        np.cumsum(self.fan_in, out=out[1:])
         return out
 
     # ----------------------------------------------------------------- exports
@@ -651,7 +805,7 @@ class Connectivity:
         from scipy.sparse.csgraph import connected_components
 
         n_in, n_out = self._shape
-        if self.nnz == 0 or (self._fan_in == 0).any() or (self._fan_out == 0).any():
+        if self.nnz == 0 or (self.fan_in == 0).any() or (self.fan_out == 0).any():
             return None
         import scipy.sparse as sp
 

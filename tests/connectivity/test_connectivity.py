@@ -1,3 +1,4 @@
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -15,6 +16,7 @@ from keras_sparse.connectivity import (
     full_connectivity,
     random_connectivity,
 )
+from keras_sparse.connectivity.serialization import write_to_store
 
 MASK = np.array(
     [
@@ -160,16 +162,140 @@ def test_edge_list_errors():
         ValueError, match=r"shape \(nnz, 2\). Received: an array of shape \(2, 3\)"
     ):
         Connectivity.from_edges([(0, 1, 2), (1, 2, 0)], shape=(3, 3))
-    with pytest.raises(ValueError, match="`shape=.*is required"):
+    with pytest.raises(ValueError, match="`shape`, expected .*Pass `shape=`, or both"):
         Connectivity.from_edges([(0, 1)])
-    with pytest.raises(ValueError, match=r"Unknown inputs \(1\): \['zz'\]"):
+    with pytest.raises(ValueError, match="`shape`, expected"):
+        Connectivity.from_edges([(0, 1)], input_names=["a"])
+    with pytest.raises(
+        ValueError, match=r"`edges`, .*Received: 1 unknown input\(s\): \['zz'\]"
+    ):
         Connectivity.from_edges(
             [("a", "x"), ("zz", "x")], input_names=["a", "b"], output_names=["x"]
         )
-    with pytest.raises(ValueError, match="must both be given"):
-        Connectivity.from_edges([("a", "x")], input_names=["a"])
+    with pytest.raises(ValueError, match=r"`shape`, expected \(1, 1\)"):
+        Connectivity.from_edges([("a", "x")], shape=(2, 1))
     with pytest.raises(ValueError, match="listed only once"):
         Connectivity.from_edges([(0, 0), (0, 0)], shape=(1, 1))
+
+
+# ------------------------------------------- issue 12 item 11: Connectivity input
+def test_from_edges_with_names_infers_the_shape():
+    edges = [("g2", "p1"), ("g1", "p1"), ("g2", "p2"), ("g3", "p2")]
+    c = Connectivity.from_edges(edges)
+    # Names in order of first appearance; shape from their number.
+    assert c.shape == (3, 2)
+    assert c.input_names == ("g2", "g1", "g3")
+    assert c.output_names == ("p1", "p2")
+    np.testing.assert_array_equal(c.to_dense(dtype=int), [[1, 1], [1, 0], [0, 1]])
+    # One list given (fixing the order and adding an unconnected input), the
+    # other inferred; an array of names works the same.
+    d = Connectivity.from_edges(
+        np.asarray(edges), input_names=["g1", "g2", "g3", "g4"], empty_outputs="raise"
+    )
+    assert d.shape == (4, 2) and d.output_names == ("p1", "p2")
+    assert d.fan_out.tolist() == [1, 2, 1, 0]
+    # A shape that agrees is accepted.
+    assert Connectivity.from_edges(edges, shape=(3, 2)) == c
+
+
+def test_from_edges_index_pairs_take_the_shape_from_two_name_lists():
+    c = Connectivity.from_edges(
+        [(0, 1), (2, 0)], input_names=["a", "b", "c"], output_names=["x", "y"]
+    )
+    assert c.shape == (3, 2) and c.input_names == ("a", "b", "c")
+    assert c.fan_out.tolist() == [1, 0, 1]
+
+
+@pytest.mark.parametrize(
+    "dtype", ["Int64", "boolean", "Float64", "object", "int8", "bool"]
+)
+def test_from_dataframe_accepts_any_dtype_holding_only_0_1(dtype):
+    frame = pd.DataFrame(MASK, index=list("abcd"), columns=list("xyz"))
+    if dtype in ("boolean", "bool"):
+        frame = frame.astype(bool)
+    c = Connectivity.from_dataframe(frame.astype(dtype))
+    np.testing.assert_array_equal(c.to_dense(dtype=np.int8), MASK)
+    assert c.input_names == tuple("abcd")
+
+
+def test_from_dataframe_mixed_columns():
+    frame = pd.DataFrame(
+        {
+            "x": pd.array([1, 0, 1, 0], dtype="Int64"),
+            "y": [False, True, True, False],
+            "z": np.array([1.0, 1.0, 0.0, 1.0]),
+        },
+        index=list("abcd"),
+    )
+    c = Connectivity.from_dataframe(frame)
+    np.testing.assert_array_equal(c.to_dense(dtype=np.int8), MASK)
+
+
+@pytest.mark.parametrize(
+    "column, error, pattern",
+    [
+        (
+            pd.array([1, None, 1, 0], dtype="Int64"),
+            ValueError,
+            r"1 missing value\(s\) \(NA/NaN\) in column 'y', e\.g\. at row 'b'.*"
+            r"frame\.fillna\(0\)",
+        ),
+        (
+            pd.array([True, False, pd.NA, True], dtype="boolean"),
+            ValueError,
+            r"missing value.*column 'y'.*row 'c'",
+        ),
+        (
+            np.array([1.0, np.nan, 0.0, 1.0]),
+            ValueError,
+            r"missing value.*column 'y'.*row 'b'",
+        ),
+        (
+            np.array([1, "yes", 0, 1], dtype=object),
+            TypeError,
+            r"in column 'y', e\.g\. 'yes' at row 'b'.*pandas\.to_numeric",
+        ),
+        (
+            np.array([1, 2, 0, 1]),
+            ValueError,
+            r"1 other value\(s\) in column 'y', e\.g\. 2 at row 'b'.*frame != 0",
+        ),
+    ],
+)
+def test_from_dataframe_bad_column_is_named(column, error, pattern):
+    frame = pd.DataFrame({"x": [1, 0, 1, 1], "y": column}, index=list("abcd"))
+    with pytest.raises(error, match=r"Received an invalid value for `frame`"):
+        Connectivity.from_dataframe(frame)
+    with pytest.raises(error, match=pattern):
+        Connectivity.from_dataframe(frame)
+
+
+def test_huge_declared_shape_is_cheap():
+    # Connectivity used to allocate per-unit arrays of the declared length
+    # at construction (16 GB and 38 s for (2**31 - 1, 2)); they are now
+    # built on first use, so memory follows nnz.
+    tracemalloc.start()
+    try:
+        big = Connectivity([0, 5, 2**27 - 1], [0, 1, 1], shape=(2**27, 2))
+        config = big.get_config()
+        store: dict = {}
+        write_to_store(big, store)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6, peak  # the old code peaked at ~2.1 GB here
+    assert big.nnz == 3 and big.fan_in.tolist() == [1, 2]
+    assert Connectivity.from_config(config).same_edges(big)
+    # The largest allowed shape, in both orientations.
+    c = Connectivity([0, 2**31 - 2], [0, 1], shape=(2**31 - 1, 2))
+    assert c.shape == (2**31 - 1, 2) and c.nnz == 2 and c.fan_in.tolist() == [1, 1]
+    with pytest.warns(EmptyOutputWarning, match=r"2147483645 of 2147483647 outputs"):
+        wide = Connectivity([0, 1], [0, 2**31 - 2], shape=(2, 2**31 - 1))
+    assert wide.nnz == 2
+    with pytest.raises(ValueError, match=r"\[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, \.\.\. "):
+        Connectivity(
+            [0, 1], [0, 2**31 - 2], shape=(2, 2**31 - 1), empty_outputs="raise"
+        )
 
 
 def test_scipy_rejects_non_ones():
