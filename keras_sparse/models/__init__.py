@@ -8,6 +8,7 @@ from keras_sparse.models.aggregation_net import (
 )
 from keras_sparse.models.lenet5 import build_lenet5
 from keras_sparse.models.pathway_network import build_pathway_network, split_at
+from keras_sparse.models.utils import trainable_param_count
 
 __all__ = [
     "AggregationNet",
@@ -17,4 +18,5 @@ __all__ = [
     "build_pathway_network",
     "count_trainable_params",
     "split_at",
+    "trainable_param_count",
 ]

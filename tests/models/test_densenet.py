@@ -15,6 +15,7 @@ from keras_sparse.models import (
     DenseNet,
     SparseNet,
     count_trainable_params,
+    trainable_param_count,
 )
 from keras_sparse.models.aggregation_net import _resolve, aggregated_indices
 from keras_sparse.models.aggregation_net_presets import PRESETS
@@ -68,10 +69,6 @@ MISMATCH_ROWS = {"SparseNet-BC-100-{16,32,64}", "SparseNet-BC-100-{32,64,128}"}
 # weight shape). On JAX only these are built; the others are covered by
 # `count_trainable_params`, which the built models check against.
 JAX_CHEAP = {"SparseNet-40-24", "SparseNet-BC-100-24"}
-
-
-def trainable_count(model: keras.Model) -> int:
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
 def rounded_millions(count: int, printed: str) -> str:
@@ -137,7 +134,7 @@ def test_built_preset_count_equals_static_count(name):
     expected_cls = SparseNet if PRESETS[name]["aggregation"] == "sparse" else DenseNet
     assert type(model) is expected_cls
     assert model.output.shape == (None, 100)
-    assert trainable_count(model) == OURS_C100[name]
+    assert trainable_param_count(model) == OURS_C100[name]
     keras.backend.clear_session()
 
 
@@ -159,7 +156,7 @@ def test_static_count_equals_built_count_on_small_models(config, aggregation):
         pytest.skip("covered on the other backends")
     kwargs = SMALL_CONFIGS[config]
     model = AggregationNet(**kwargs, aggregation=aggregation)
-    assert trainable_count(model) == count_trainable_params(
+    assert trainable_param_count(model) == count_trainable_params(
         **kwargs, aggregation=aggregation
     )
 
@@ -322,7 +319,7 @@ def test_get_config_from_config(cls):
     assert type(clone) is cls
     assert clone.get_config() == config
     assert [x.name for x in clone.layers] == [x.name for x in model.layers]
-    assert trainable_count(clone) == trainable_count(model)
+    assert trainable_param_count(clone) == trainable_param_count(model)
     # Serialization through Keras' registry.
     serialized = keras.saving.serialize_keras_object(model)
     again = keras.saving.deserialize_keras_object(serialized)
@@ -364,7 +361,7 @@ def test_channels_first_builds_the_same_network():
         )
     finally:
         keras.config.set_image_data_format(previous)
-    assert trainable_count(model) == trainable_count(_small())
+    assert trainable_param_count(model) == trainable_param_count(_small())
 
 
 # --------------------------------------------------------------------------
