@@ -88,6 +88,8 @@ class _ConnectivityCallback(keras.callbacks.Callback):
         self.layer_names = None if layers is None else list(layers)
         self._optimizer = optimizer
         self.history: list[dict[str, Any]] = []
+        # layer name -> `source` of its last connectivity change (-1 = regrown)
+        self.last_sources: dict[str, np.ndarray] = {}
         self._layers: list[Any] = []
         self._step = 0
         self._epoch_changes = 0
@@ -188,6 +190,7 @@ class _ConnectivityCallback(keras.callbacks.Callback):
         optimizer = self.optimizer
         if optimizer is not None:
             remap_optimizer_slots(optimizer, layer.kernel_values, used)
+        self.last_sources[layer.name] = used
         removed = np.setdiff1d(np.arange(conn.nnz), used[used >= 0])
         scores = alg.kernel_scores(values[removed]) if removed.size else np.zeros(0)
         return {
@@ -617,6 +620,7 @@ class GradualMagnitudePruning(_ConnectivityCallback):
             shape = (-1,) + (1,) * (values.ndim - 1)
             layer.kernel_values.assign(values * new_mask.reshape(shape))
             source = np.where(new_mask, np.arange(capacity), -1)
+            self.last_sources[layer.name] = source
             if self.optimizer is not None:
                 remap_optimizer_slots(self.optimizer, layer.kernel_values, source)
             dropped = alg.kernel_scores(values[newly])

@@ -548,7 +548,8 @@ def compact(model: keras.Model) -> keras.Model:
     config = model.get_compile_config() if getattr(model, "compiled", False) else None
     if config is None or optimizer is None:
         return clone
-    clone.compile_from_config(config)
+    # (not compile_from_config: it skips models whose compile() is overridden)
+    clone.compile(**keras.saving.deserialize_keras_object(config))
     if not getattr(optimizer, "built", False):
         return clone
     clone.optimizer.build(clone.trainable_variables)

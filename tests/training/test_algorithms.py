@@ -43,7 +43,9 @@ def test_blocked_gradient_refuses_too_many():
 
 def test_drop_smallest_and_scores():
     values = np.array([0.5, -0.1, 0.1, 2.0, -0.05])
-    np.testing.assert_array_equal(alg.drop_smallest(alg.kernel_scores(values), 3), [1, 2, 4])
+    np.testing.assert_array_equal(
+        alg.drop_smallest(alg.kernel_scores(values), 3), [1, 2, 4]
+    )
     kernels = np.array([[3.0, 4.0], [0.0, 1.0], [1.0, 1.0]])
     np.testing.assert_allclose(alg.kernel_scores(kernels), [5.0, 1.0, np.sqrt(2)])
     assert alg.drop_smallest(np.zeros(3), 0).size == 0
@@ -56,12 +58,18 @@ def test_random_absent_positions(density):
     occupied = np.sort(rng.choice(total, int(density * total), replace=False))
     free = total - occupied.size
     count = max(1, free // 2)
-    a = alg.random_absent_positions(total, occupied, count, np.random.default_rng([5, 7]))
-    b = alg.random_absent_positions(total, occupied, count, np.random.default_rng([5, 7]))
+    a = alg.random_absent_positions(
+        total, occupied, count, np.random.default_rng([5, 7])
+    )
+    b = alg.random_absent_positions(
+        total, occupied, count, np.random.default_rng([5, 7])
+    )
     np.testing.assert_array_equal(a, b)  # stateless: same seed, same draw
     assert a.size == count == np.unique(a).size
     assert not np.isin(a, occupied).any()
-    c = alg.random_absent_positions(total, occupied, count, np.random.default_rng([5, 8]))
+    c = alg.random_absent_positions(
+        total, occupied, count, np.random.default_rng([5, 8])
+    )
     assert not np.array_equal(a, c)
 
 
@@ -70,7 +78,9 @@ def test_random_absent_positions_uniform():
     occupied = np.arange(0, 20, 2)
     counts = np.zeros(20)
     for s in range(20_000):
-        counts[alg.random_absent_positions(20, occupied, 1, np.random.default_rng(s))] += 1
+        counts[
+            alg.random_absent_positions(20, occupied, 1, np.random.default_rng(s))
+        ] += 1
     assert counts[occupied].sum() == 0
     expected = 2000.0
     chi2 = ((counts[1::2] - expected) ** 2 / expected).sum()
@@ -100,10 +110,14 @@ def test_schedules_by_hand():
     assert alg.cubic_density(50, 0, 100, 1.0, 0.1) == pytest.approx(0.2125)
     assert alg.cubic_density(0, 0, 100, 1.0, 0.1) == 1.0
     assert alg.cubic_density(150, 0, 100, 1.0, 0.1) == pytest.approx(0.1)
-    assert alg.cubic_density(25, 0, 100, 1.0, 0.1) == pytest.approx(1 - 0.9 * (1 - 0.75**3))
+    assert alg.cubic_density(25, 0, 100, 1.0, 0.1) == pytest.approx(
+        1 - 0.9 * (1 - 0.75**3)
+    )
     assert alg.cosine_drop_fraction(0, 0.3, 100) == pytest.approx(0.3)
     assert alg.cosine_drop_fraction(100, 0.3, 100) == pytest.approx(0.0)
-    assert alg.cosine_drop_fraction(25, 0.3, 100) == pytest.approx(0.15 * (1 + np.cos(np.pi / 4)))
+    assert alg.cosine_drop_fraction(25, 0.3, 100) == pytest.approx(
+        0.15 * (1 + np.cos(np.pi / 4))
+    )
     assert alg.cosine_drop_fraction(101, 0.3, 100) == 0.0
     assert alg.cosine_drop_fraction(7, 0.3, None) == 0.3
 

@@ -27,13 +27,18 @@ OPTIMIZERS = {
 
 
 def _trained(make, shape=(6,)):
-    values = keras.Variable(np.arange(1, 1 + np.prod(shape), dtype="float32").reshape(shape))
+    values = keras.Variable(
+        np.arange(1, 1 + np.prod(shape), dtype="float32").reshape(shape)
+    )
     other = keras.Variable(np.ones((3,), "float32"))
     opt = make()
     opt.build([values, other])
     rng = np.random.default_rng(0)
     for _ in range(3):
-        grads = [rng.normal(size=shape).astype("float32"), np.ones(3, "float32")]
+        grads = [
+            keras.ops.convert_to_tensor(rng.normal(size=shape).astype("float32")),
+            keras.ops.convert_to_tensor(np.ones(3, "float32")),
+        ]
         opt.apply_gradients(zip(grads, [values, other], strict=True))
     return opt, values, other
 
@@ -45,7 +50,9 @@ def test_slots_are_permuted_and_zeroed(name):
     slots = optimizer_slots(opt, values)
     assert len(slots) == n_slots
     before = [keras.ops.convert_to_numpy(s).copy() for s in slots]
-    other_before = [keras.ops.convert_to_numpy(s).copy() for s in optimizer_slots(opt, other)]
+    other_before = [
+        keras.ops.convert_to_numpy(s).copy() for s in optimizer_slots(opt, other)
+    ]
     assert any(np.count_nonzero(b) for b in before)
     source = np.array([5, -1, 0, 2, -1, 1])
     remapped = remap_optimizer_slots(opt, values, source)
@@ -60,7 +67,9 @@ def test_slots_are_permuted_and_zeroed(name):
 
 def test_two_dimensional_rows():
     opt, values, _ = _trained(lambda: keras.optimizers.Adam(0.01), shape=(4, 3))
-    before = [keras.ops.convert_to_numpy(s).copy() for s in optimizer_slots(opt, values)]
+    before = [
+        keras.ops.convert_to_numpy(s).copy() for s in optimizer_slots(opt, values)
+    ]
     source = np.array([3, -1, 1, 0])
     remap_optimizer_slots(opt, values, source)
     for slot, old in zip(optimizer_slots(opt, values), before, strict=True):

@@ -91,7 +91,9 @@ def test_erk_and_dict_densities():
     only = sparsify(model, {"fc2": 0.25})
     assert isinstance(only.get_layer("fc1"), keras.layers.Dense)
     assert only.get_layer("fc2").nnz == 32
-    assert isinstance(sparsify(model, 0.5, layers=["out"]).get_layer("out"), SparseDense)
+    assert isinstance(
+        sparsify(model, 0.5, layers=["out"]).get_layer("out"), SparseDense
+    )
 
 
 def test_global_scope_one_threshold():
@@ -140,16 +142,24 @@ def test_convolutions_keep_whole_kernels_by_norm():
 def test_conv1d_and_densify_round_trip():
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
-        [keras.Input((9, 3)), keras.layers.Conv1D(4, 3, name="c"), keras.layers.Dense(2)]
+        [
+            keras.Input((9, 3)),
+            keras.layers.Conv1D(4, 3, name="c"),
+            keras.layers.Dense(2),
+        ]
     )
     sparse = sparsify(model, 0.5)
     assert isinstance(sparse.get_layer("c"), SparseConv1D)
     x = np.random.default_rng(0).normal(size=(2, 9, 3)).astype("float32")
     back = densify(sparse)
     assert type(back.get_layer("c")) is keras.layers.Conv1D
-    np.testing.assert_allclose(to_numpy(back(x)), to_numpy(sparse(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(back(x)), to_numpy(sparse(x)), rtol=1e-5, atol=1e-6
+    )
     full = sparsify(model, 1.0)
-    np.testing.assert_allclose(to_numpy(full(x)), to_numpy(model(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(full(x)), to_numpy(model(x)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_densify_mlp_equals_sparse():
@@ -158,7 +168,9 @@ def test_densify_mlp_equals_sparse():
     dense = densify(sparse)
     for name in ("fc1", "fc2", "out"):
         assert type(dense.get_layer(name)) is keras.layers.Dense
-    np.testing.assert_allclose(to_numpy(dense(x)), to_numpy(sparse(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(dense(x)), to_numpy(sparse(x)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_compression_report():
@@ -196,7 +208,9 @@ def test_bad_arguments():
         sparsify(model, {"nope": 0.5})
     with pytest.raises(ValueError, match="unknown layer name"):
         sparsify(model, 0.5, layers=["fc1", "nope"])
-    with pytest.raises(ValueError, match="'drop' cannot be sparsified: it is a Dropout"):
+    with pytest.raises(
+        ValueError, match="'drop' cannot be sparsified: it is a Dropout"
+    ):
         sparsify(model, 0.5, layers=["drop"])
     with pytest.raises(ValueError, match="`distribution`"):
         sparsify(model, 0.5, distribution="er")
