@@ -167,7 +167,9 @@ def top_gradient_positions(
     best_flat = np.zeros(0, dtype=np.int64)
     for start in range(0, n_in, rows):
         stop = min(n_in, start + rows)
-        block = np.abs(x[:, start:stop].T @ dy).ravel()
+        block = x[:, start:stop].T @ dy
+        np.abs(block, out=block)
+        block = block.ravel()
         base = start * n_out
         lo, hi = np.searchsorted(occupied, [base, stop * n_out])
         block[occupied[lo:hi] - base] = -1.0  # scores are >= 0
