@@ -158,7 +158,8 @@ def main() -> None:
     write_result(
         args.out,
         {
-            "setting": f"{args.epochs} epochs x seeds {args.seeds} (published: 400 x 5)",
+            "setting": f"{args.epochs} epochs x seeds {args.seeds} "
+            "(published: 400 epochs x 5 seeds)",
             "reduced": args.epochs < 400 or len(args.seeds) < 5,
             "summary": summary,
             "runs": runs,
