@@ -35,3 +35,13 @@ shot() {  # shot NAME PATH [HEIGHT]
 shot home ""
 shot guide-sparse-conv "guides/sparse-conv/"
 shot api-layers "reference/layers/"
+# Small files to commit: a 64-colour palette is plenty for text on white.
+.venv/bin/python - "$out" <<'PY'
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+for path in Path(sys.argv[1]).glob("*.png"):
+    Image.open(path).convert("RGB").quantize(colors=64).save(path, optimize=True)
+PY

@@ -225,3 +225,46 @@ def test_connectivity_figure_is_what_its_script_draws():
         encoding="utf-8"
     )
     assert committed == module.svg(), "run: python docs/_scripts/connectivity_figure.py"
+
+
+def test_doctest_examples_are_fenced_for_rendering():
+    spec = importlib.util.spec_from_file_location(
+        "_griffe_doctest", ROOT / "docs" / "_hooks" / "griffe_doctest.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    doc = (
+        "Summary.\n\nExample:\n\n>>> x = [1,\n...      2]\n>>> x\n[1, 2]\n\nAfter.\n"
+        "```python\n>>> inside_a_fence\n```\n    >>> indented\n    1\nEnd."
+    )
+    assert module.fence_doctests(doc) == (
+        "Summary.\n\nExample:\n\n```pycon\n>>> x = [1,\n...      2]\n>>> x\n"
+        "[1, 2]\n```\n\nAfter.\n```python\n>>> inside_a_fence\n```\n\n"
+        "    ```pycon\n    >>> indented\n    1\n    ```\n\nEnd."
+    )
+
+
+def test_reference_pages_have_no_blockquoted_doctests(site):
+    # Unfenced `>>>` lines would render as nested <blockquote>s.
+    for page in (site / "reference").rglob("index.html"):
+        assert "<blockquote>" not in page.read_text(encoding="utf-8"), page
+
+
+def test_wrapped_argument_names_are_joined():
+    spec = importlib.util.spec_from_file_location(
+        "_griffe_doctest", ROOT / "docs" / "_hooks" / "griffe_doctest.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    doc = (
+        "Summary, with a comma,\nand more.\n\nArgs:\n    filters: int.\n"
+        "    activation, use_bias,\n    kernel_constraint: as in Conv2D;\n"
+        "        regularizers act on values,\n        shape (nnz,).\n"
+        "    implementation: str.\n\nReturns:\n    a, b,\n    c.\n"
+    )
+    assert module.join_wrapped_names(doc) == (
+        "Summary, with a comma,\nand more.\n\nArgs:\n    filters: int.\n"
+        "    activation, use_bias, kernel_constraint: as in Conv2D;\n"
+        "        regularizers act on values,\n        shape (nnz,).\n"
+        "    implementation: str.\n\nReturns:\n    a, b,\n    c.\n"
+    )
