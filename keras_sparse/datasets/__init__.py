@@ -1,5 +1,6 @@
 """Loaders for the real data sets the demos use."""
 
+from keras_sparse.datasets.cifar import load_cifar
 from keras_sparse.datasets.fashion_mnist import load_fashion_mnist
 from keras_sparse.datasets.flu_challenge import (
     FluChallenge,
@@ -7,11 +8,15 @@ from keras_sparse.datasets.flu_challenge import (
     find_qusage_data,
     load_flu_challenge,
 )
+from keras_sparse.datasets.reactome import fetch_reactome, load_reactome
 
 __all__ = [
     "FluChallenge",
     "fetch_qusage",
+    "fetch_reactome",
     "find_qusage_data",
+    "load_cifar",
     "load_fashion_mnist",
     "load_flu_challenge",
+    "load_reactome",
 ]

@@ -29,9 +29,12 @@ __all__ = [
     "fetch_qusage",
     "default_cache_dir",
     "DATA_ENV_VAR",
+    "LATE_SYMPTOMATIC",
 ]
 
 DATA_ENV_VAR = "KERAS_SPARSE_QUSAGE_DIR"
+# The demo's target, as `FluChallenge.late_symptomatic()` computes it.
+LATE_SYMPTOMATIC = "Condition == 'sx' and Hours.Numeric >= 45"
 _FILES = ("fluExample.RData", "GeneSets.RData")
 _R_LIBRARIES = (
     "/usr/lib/R/site-library",

@@ -29,16 +29,22 @@ import pandas as pd
 
 from keras_sparse.connectivity.connectivity import Connectivity
 from keras_sparse.connectivity.generators import shuffled_connectivity
-from keras_sparse.models.pathway_network import build_pathway_network, split_at
+from keras_sparse.models.pathway_network import (
+    build_pathway_network,
+    head_loss,
+    prediction_head,
+    split_at,
+)
 
 __all__ = ["ExperimentConfig", "ComparisonResult", "run_pathway_experiment"]
 
-MODEL_NAMES = (
-    "pathway network",
-    "random control (density-matched)",
-    "dense MLP",
-    "linear baseline",
-)
+# Model key -> display label (the label is only ever printed or written).
+MODELS = {
+    "pathway": "pathway network",
+    "control": "random control (density-matched)",
+    "mlp": "dense MLP",
+    "linear": "linear baseline",
+}
 
 
 @dataclasses.dataclass
@@ -151,26 +157,14 @@ def _dense_mlp(
     if config.input_dropout:
         x = keras.layers.Dropout(config.input_dropout)(x)
     x = keras.layers.Dense(units, activation="tanh", kernel_regularizer=reg, name="hidden")(x)
-    if config.task == "regression":
-        out = keras.layers.Dense(1, name="head")(x)
-    elif num_classes == 2:
-        out = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=reg, name="head")(x)
-    else:
-        out = keras.layers.Dense(
-            num_classes, activation="softmax", kernel_regularizer=reg, name="head"
-        )(x)
+    out = prediction_head(config.task, num_classes, reg)(x)
     return keras.Model(inputs, out, name="dense_mlp")
 
 
 def _fit_keras(
     model: keras.Model, x: np.ndarray, y: np.ndarray, num_classes: int, config: ExperimentConfig
 ) -> None:
-    if config.task == "regression":
-        loss = "mse"
-    elif num_classes == 2:
-        loss = "binary_crossentropy"
-    else:
-        loss = "sparse_categorical_crossentropy"
+    loss = head_loss(config.task, max(num_classes, 2))
     model.compile(keras.optimizers.Adam(config.learning_rate), loss)
     model.fit(
         x.astype("float32"),
@@ -277,7 +271,7 @@ def run_pathway_experiment(
     control = shuffled_connectivity(connectivity, seed=config.seed)
     reg = keras.regularizers.L2(config.l2)
 
-    def make(name: str, mean: np.ndarray, var: np.ndarray) -> Any:
+    def make(key: str, mean: np.ndarray, var: np.ndarray) -> Any:
         mean, var = mean.astype("float32"), var.astype("float32")
         common = dict(
             task=config.task,
@@ -287,11 +281,11 @@ def run_pathway_experiment(
             input_mean=mean,
             input_variance=var,
         )
-        if name == "pathway network":
+        if key == "pathway":
             return build_pathway_network(connectivity, **common)
-        if name == "random control (density-matched)":
+        if key == "control":
             return build_pathway_network(control, name="random_control", **common)
-        if name == "dense MLP":
+        if key == "mlp":
             return _dense_mlp(connectivity.num_outputs, max(num_classes, 2), config, mean, var)
         return _linear_baseline(config, len(y))
 
@@ -301,10 +295,10 @@ def run_pathway_experiment(
     for k, (train, test) in enumerate(splits):
         mean = x[train].mean(axis=0)
         var = x[train].var(axis=0)
-        for name in MODEL_NAMES:
+        for key, name in MODELS.items():
             keras.utils.set_random_seed(config.seed + k)
             t0 = time.perf_counter()
-            model = make(name, mean, var)
+            model = make(key, mean, var)
             if isinstance(model, keras.Model):
                 _fit_keras(model, x[train], y[train], num_classes, config)
                 pred = np.asarray(model.predict(x[test].astype("float32"), verbose=0))
@@ -328,7 +322,7 @@ def run_pathway_experiment(
                 f"{'R2' if config.task == 'regression' else 'ROC AUC'} {score:.3f}  "
                 f"({seconds:.1f} s)"
             )
-            if name == "pathway network":
+            if key == "pathway":
                 imp_mean, _ = _pathway_importance(model, x[test], y[test], config)
                 importances.append(imp_mean)
     folds = pd.DataFrame(fold_rows)
@@ -343,7 +337,7 @@ def run_pathway_experiment(
 
     say("training the final pathway network on all samples ...")
     keras.utils.set_random_seed(config.seed)
-    final = make("pathway network", x.mean(axis=0), x.var(axis=0))
+    final = make("pathway", x.mean(axis=0), x.var(axis=0))
     _fit_keras(final, x, y, num_classes, config)
     imp = np.stack(importances)
     names = connectivity.output_names or tuple(str(j) for j in range(connectivity.num_outputs))

@@ -86,7 +86,9 @@ def integrated_gradients(
     return delta * grads.mean(axis=0, dtype=np.float64)
 
 
-def _select(out: Any, output_index: int | None) -> Any:
+def _select(out: Any, output_index: int | str | None) -> Any:
+    if output_index == "sum":
+        return keras.ops.sum(out, axis=-1)
     if len(out.shape) == 2 and out.shape[1] > 1:
         if output_index is None:
             raise ValueError(
@@ -112,7 +114,7 @@ def _activations(
 
 
 def _downstream(
-    model: keras.Model, levels: list[str], k: int, output_index: int | None
+    model: keras.Model, levels: list[str], k: int, output_index: int | str | None
 ) -> Callable[[Any], Any]:
     """The model's output as a function of level `k`'s activations.
 
@@ -146,7 +148,7 @@ def node_attributions(
     x: Any,
     baseline: Any,
     steps: int = 32,
-    output_index: int | None = None,
+    output_index: int | str | None = None,
     include_inputs: bool = True,
 ) -> dict[str, np.ndarray]:
     """Integrated gradients of the prediction w.r.t. every node of every level.
@@ -165,7 +167,12 @@ def node_attributions(
             is the training samples' mean (a "typical" sample; with
             standardized inputs it is the all-zero standardized input).
         steps: midpoint-rule points per path.
-        output_index: for several output units (softmax), which to explain.
+        output_index: for several output units (softmax), which to explain;
+            `"sum"` explains their sum, which for a model packing
+            independent networks side by side (one output unit and one
+            block of units per network) gives every block its own
+            network's attributions (then leave `include_inputs` off: the
+            inputs are shared).
         include_inputs: also attribute to the inputs (key `"inputs"`).
 
     Returns:

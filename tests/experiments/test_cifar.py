@@ -14,8 +14,10 @@ def cifar10_dir(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     for name, n in [(f"data_batch_{i}", 8) for i in range(1, 6)] + [("test_batch", 16)]:
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 b"labels": rng.integers(0, 10, n).tolist()}
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, n).tolist(),
+        }
         with open(folder / name, "wb") as fh:
             pickle.dump(batch, fh)
     return tmp_path
@@ -47,17 +49,25 @@ def test_offline_download_failure_is_explained(monkeypatch):
 
 def test_augmentation_crops_and_flips():
     x = np.arange(2 * 32 * 32 * 3, dtype=np.uint8).reshape(2, 32, 32, 3)
-    batches = CifarBatches(x, np.zeros(2, np.int64), 2, np.zeros(3), np.ones(3), augment=True)
+    batches = CifarBatches(
+        x, np.zeros(2, np.int64), 2, np.zeros(3), np.ones(3), augment=True
+    )
     images, labels = batches[0]
     assert images.shape == (2, 32, 32, 3) and labels.shape == (2,)
-    plain = CifarBatches(x, np.zeros(2, np.int64), 2, np.zeros(3), np.ones(3), augment=False)
+    plain = CifarBatches(
+        x, np.zeros(2, np.int64), 2, np.zeros(3), np.ones(3), augment=False
+    )
     np.testing.assert_allclose(plain[0][0], x.astype("float32") / 255.0)
 
 
 def test_train_a_few_steps(cifar10_dir):
     data = load_cifar("cifar10", str(cifar10_dir))
-    model = AggregationNet(depth=7, growth_rate=2, num_classes=10, input_shape=(32, 32, 3))
-    metrics = train_cifar(model, data, epochs=1, batch_size=8, steps_per_epoch=2, progress=None)
+    model = AggregationNet(
+        depth=7, growth_rate=2, num_classes=10, input_shape=(32, 32, 3)
+    )
+    metrics = train_cifar(
+        model, data, epochs=1, batch_size=8, steps_per_epoch=2, progress=None
+    )
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and np.isfinite(metrics["test_loss"])
 
 

@@ -42,7 +42,11 @@ def files(tmp_path):
         "P_rest\trest\t" + "\t".join(GENES[15:]) + "\n"
     )
     return dict(
-        expr=str(expr_path), labels=str(labels_path), gmt=str(gmt), tmp=tmp_path, expr_df=expr
+        expr=str(expr_path),
+        labels=str(labels_path),
+        gmt=str(gmt),
+        tmp=tmp_path,
+        expr_df=expr,
     )
 
 
@@ -71,6 +75,7 @@ def test_fit_end_to_end_classification(files, capsys):
     assert main(fit_args(files, out)) == 0
     printed = capsys.readouterr().out
     assert "pathway network" in printed and "linear baseline" in printed
+    assert "classes of 'status': 'case': " in printed
     names = sorted(os.listdir(out))
     assert names == [
         "comparison.csv",
@@ -104,7 +109,9 @@ def test_fit_regression_with_tsv_and_edge_table(files, tmp_path):
     tsv = tmp_path / "expr.tsv"
     files["expr_df"].to_csv(tsv, sep="\t")
     edges = tmp_path / "edges.csv"
-    pd.DataFrame({"gene": GENES[:10], "pathway": ["A"] * 5 + ["B"] * 5}).to_csv(edges, index=False)
+    pd.DataFrame({"gene": GENES[:10], "pathway": ["A"] * 5 + ["B"] * 5}).to_csv(
+        edges, index=False
+    )
     out = tmp_path / "reg"
     argv = fit_args(
         files,
@@ -160,7 +167,13 @@ def test_non_numeric_expression(files, tmp_path, capsys):
     path = tmp_path / "nonnum.csv"
     df.to_csv(path)
     argv = fit_args(files, tmp_path / "bad_out", **{"--expression": str(path)})
-    _bad(files, tmp_path, capsys, argv, "non-numeric value(s), e.g. 'high' for sample 'S003', gene 'G4'")
+    _bad(
+        files,
+        tmp_path,
+        capsys,
+        argv,
+        "non-numeric value(s), e.g. 'high' for sample 'S003', gene 'G4'",
+    )
 
 
 def test_missing_expression_values(files, tmp_path, capsys):
@@ -169,7 +182,13 @@ def test_missing_expression_values(files, tmp_path, capsys):
     path = tmp_path / "nan.csv"
     df.to_csv(path)
     argv = fit_args(files, tmp_path / "bad_out", **{"--expression": str(path)})
-    _bad(files, tmp_path, capsys, argv, "1 missing or infinite value(s), e.g. sample 'S007', gene 'G2'")
+    _bad(
+        files,
+        tmp_path,
+        capsys,
+        argv,
+        "1 missing or infinite value(s), e.g. sample 'S007', gene 'G2'",
+    )
 
 
 def test_labels_do_not_match_samples(files, tmp_path, capsys):
@@ -191,7 +210,9 @@ def test_missing_label_value(files, tmp_path, capsys):
 
 
 def test_missing_file_and_non_utf8(files, tmp_path, capsys):
-    argv = fit_args(files, tmp_path / "bad_out", **{"--expression": str(tmp_path / "none.csv")})
+    argv = fit_args(
+        files, tmp_path / "bad_out", **{"--expression": str(tmp_path / "none.csv")}
+    )
     _bad(files, tmp_path, capsys, argv, "file not found")
     raw = tmp_path / "latin1.csv"
     raw.write_bytes("sample,G\u00e9ne\nS1,1.0\n".encode("latin-1"))
@@ -218,3 +239,107 @@ def test_single_class(files, tmp_path, capsys):
     labels.to_csv(path, index=False)
     argv = fit_args(files, tmp_path / "bad_out", **{"--labels": str(path)})
     _bad(files, tmp_path, capsys, argv, "at least two classes")
+
+
+# --- issue 12, item 10: each of these failed (or passed silently) before ---
+
+
+def test_duplicated_gene_columns_refused(files, tmp_path, capsys):
+    text = "sample,G0,G0,G1\n" + "".join(f"S{i:03d},1,2,3\n" for i in range(N_SAMPLES))
+    path = tmp_path / "dups.csv"
+    path.write_text(text)
+    argv = fit_args(files, tmp_path / "bad_out", **{"--expression": str(path)})
+    _bad(
+        files,
+        tmp_path,
+        capsys,
+        argv,
+        "duplicated column names (gene names) in its header: ['G0']",
+    )
+
+
+def test_output_naming_a_file_refused_before_training(files, tmp_path, capsys):
+    target = tmp_path / "results.txt"
+    target.write_text("keep me")
+    rc = main(fit_args(files, target))
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert "--output: " in captured.err and "is not a folder" in captured.err
+    assert "fold" not in captured.out  # nothing was trained
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("bad", ["case ", "Case"])
+def test_label_classes_differing_in_space_or_case_refused(files, tmp_path, capsys, bad):
+    labels = pd.read_csv(files["labels"])
+    labels.loc[labels.index[labels.status == "case"][:2], "status"] = bad
+    path = tmp_path / "labels_space.csv"
+    labels.to_csv(path, index=False)
+    argv = fit_args(files, tmp_path / "bad_out", **{"--labels": str(path)})
+    err = _bad(
+        files,
+        tmp_path,
+        capsys,
+        argv,
+        "differ only in surrounding spaces or letter case",
+    )
+    assert repr(bad) in err and "'case'" in err
+
+
+def test_tab_separated_csv_is_read_as_tabs(files, tmp_path):
+    from keras_sparse.cli.inputs import read_expression
+
+    path = tmp_path / "tabs.csv"
+    files["expr_df"].to_csv(path, sep="\t")
+    x, samples, genes = read_expression(str(path))
+    assert x.shape == (N_SAMPLES, N_GENES) and genes == GENES
+    np.testing.assert_allclose(x, files["expr_df"].to_numpy())
+    neither = tmp_path / "neither.csv"
+    neither.write_text("sample;G0;G1\nS0;1;2\n")
+    from keras_sparse.cli.inputs import InputFileError
+
+    with pytest.raises(InputFileError, match="neither commas nor tabs"):
+        read_expression(str(neither))
+
+
+def test_sample_ids_are_text_000_is_not_0(files, tmp_path, capsys):
+    expr = files["expr_df"].copy()
+    expr.index = [str(i) for i in range(N_SAMPLES)]
+    expr.index.name = "sample"
+    e_path = tmp_path / "expr_ids.csv"
+    expr.to_csv(e_path)
+    labels = pd.read_csv(files["labels"])
+    labels["sample"] = [f"{i:03d}" for i in range(N_SAMPLES)]
+    l_path = tmp_path / "labels_ids.csv"
+    labels.to_csv(l_path, index=False)
+    argv = fit_args(
+        files,
+        tmp_path / "bad_out",
+        **{"--expression": str(e_path), "--labels": str(l_path)},
+    )
+    err = _bad(files, tmp_path, capsys, argv, "do not match the expression samples")
+    assert "'000'" in err
+
+
+def test_help_is_fast_without_keras():
+    import subprocess
+    import sys
+
+    probe = "import sys, keras_sparse; print('keras' in sys.modules)"
+    eager = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    if eager.stdout.strip() == "True":
+        pytest.skip(
+            "keras_sparse/__init__.py imports keras eagerly (lead's file; requested in "
+            "/tmp/team/requests-B.md), so no CLI can avoid it"
+        )
+    code = (
+        "import sys\nfrom keras_sparse.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -9,7 +9,9 @@ from keras_sparse.models import build_lenet5
 
 
 def write_idx(folder, name, array, images):
-    header = (2051 if images else 2049).to_bytes(4, "big") + len(array).to_bytes(4, "big")
+    header = (2051 if images else 2049).to_bytes(4, "big") + len(array).to_bytes(
+        4, "big"
+    )
     if images:
         header += array.shape[1].to_bytes(4, "big") + array.shape[2].to_bytes(4, "big")
     with gzip.open(folder / name, "wb") as fh:
@@ -21,8 +23,12 @@ def fake_fashion(tmp_path):
     rng = np.random.default_rng(0)
     y_train, y_test = rng.integers(0, 10, 64), rng.integers(0, 10, 32)
     # Class-dependent brightness so the task is learnable.
-    x_train = (rng.random((64, 28, 28)) * 40 + y_train[:, None, None] * 20).astype(np.uint8)
-    x_test = (rng.random((32, 28, 28)) * 40 + y_test[:, None, None] * 20).astype(np.uint8)
+    x_train = (rng.random((64, 28, 28)) * 40 + y_train[:, None, None] * 20).astype(
+        np.uint8
+    )
+    x_test = (rng.random((32, 28, 28)) * 40 + y_test[:, None, None] * 20).astype(
+        np.uint8
+    )
     write_idx(tmp_path, "train-images-idx3-ubyte.gz", x_train, True)
     write_idx(tmp_path, "train-labels-idx1-ubyte.gz", y_train, False)
     write_idx(tmp_path, "t10k-images-idx3-ubyte.gz", x_test, True)
@@ -44,7 +50,9 @@ def test_loader_errors(tmp_path, monkeypatch, fake_fashion):
 
     monkeypatch.setattr(fm, "_PLACES", ())
     monkeypatch.delenv(fm.FASHION_MNIST_ENV_VAR, raising=False)
-    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+    with pytest.raises(
+        FileNotFoundError, match="apt-get install dataset-fashion-mnist"
+    ):
         load_fashion_mnist(tmp_path / "empty")
     folder = fake_fashion[0]
     with gzip.open(folder / "t10k-labels-idx1-ubyte.gz", "wb") as fh:

@@ -1,0 +1,7 @@
+"""`python -m keras_sparse.cli ...`."""
+
+import sys
+
+from keras_sparse.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,696 @@
+"""The pathway-network study: accuracy, stability, specificity, controls, ground truth.
+
+One study trains, for every subject-grouped fold, packed groups of
+identical-shape networks (`keras_sparse.experiments.packed`):
+
+- `seeds` replicates of the real hierarchy (real labels);
+- `permutations` replicates of the real hierarchy on labels permuted
+  between subjects (the specificity null);
+- `controls` gene-label-permuted hierarchies (`gene_permuted_connectivity`:
+  pathway sizes, gene degrees and overlaps kept), one per control;
+- optionally, the same real/control networks on *planted* labels
+  simulated from chosen pathways (ground truth).
+
+Every network is scored on its held-out fold by integrated gradients on
+every pathway node (baseline: the training fold's mean sample), mean
+|attribution| over the held-out samples, divided by log2(fan_in + fan_out
++ 1), then ranked within its level (percentile). The statistics are in
+`keras_sparse.interpret.statistics`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from keras_sparse.connectivity.connectivity import Connectivity
+from keras_sparse.connectivity.hierarchy import gene_permuted_connectivity
+from keras_sparse.experiments.packed import (
+    PackedTrainer,
+    build_packed_network,
+    unpack,
+)
+from keras_sparse.interpret.integrated_gradients import (
+    degree_adjusted,
+    node_attributions,
+)
+from keras_sparse.interpret.statistics import (
+    benjamini_hochberg,
+    empirical_p,
+    paired_wilcoxon,
+    rank_stability,
+    recall_at_k,
+    set_auroc,
+    specificity_test,
+)
+from keras_sparse.models.pathway_network import level_name
+
+__all__ = ["StudyConfig", "StudyResult", "run_study", "STUDIES"]
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    """Sizes and training settings of a study.
+
+    Attributes:
+        folds: subject-grouped cross-validation folds.
+        seeds: real-hierarchy replicates per fold (networks = folds x seeds).
+        permutations: permuted-label replicates per fold.
+        controls: gene-permuted control hierarchies (each trained on every
+            fold); >= 19 lets the empirical p reach 0.05.
+        epochs, batch_size, learning_rate, l2, input_dropout: training.
+        ig_steps: midpoint-rule steps of integrated gradients.
+        planted: run the planted-signal (ground truth) arm.
+        planted_pathways: number of pathways the planted labels come from.
+        seed: master seed (folds, permutations, controls, weights).
+    """
+
+    folds: int = 5
+    seeds: int = 2
+    permutations: int = 2
+    controls: int = 19
+    epochs: int = 40
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    l2: float = 1e-3
+    input_dropout: float = 0.2
+    ig_steps: int = 16
+    planted: bool = True
+    planted_pathways: int = 2
+    seed: int = 0
+
+    def describe(self) -> str:
+        n = self.folds
+        return (
+            f"{n} subject-grouped folds x {self.seeds} seeds = {n * self.seeds} "
+            f"real-hierarchy networks; {n * self.permutations} on permuted labels; "
+            f"{self.controls} gene-permuted control hierarchies x {n} folds = "
+            f"{self.controls * n} networks"
+            + (
+                f"; planted signal: {n * self.seeds} + {self.controls * n} more"
+                if self.planted
+                else ""
+            )
+            + f"; {self.epochs} epochs each"
+        )
+
+
+STUDIES = {
+    "default": StudyConfig(),
+    "full": StudyConfig(seeds=10, permutations=10, controls=49),
+}
+
+
+@dataclasses.dataclass
+class StudyResult:
+    """Everything a study computes (tables are pandas DataFrames).
+
+    Attributes:
+        nodes: the node table (one row per pathway node).
+        accuracy: per fold x replicate ROC AUC of every arm.
+        comparisons: paired tests of the real hierarchy against the others.
+        controls: the positive set's AUROC in the real and control
+            hierarchies.
+        planted: the planted-signal recovery, per network (or None).
+        planted_summary: dict of the planted-signal numbers (or None).
+        activation: held-out activation of the tracked node per sample.
+        summary: dict of the headline numbers.
+    """
+
+    nodes: pd.DataFrame
+    accuracy: pd.DataFrame
+    comparisons: pd.DataFrame
+    controls: pd.DataFrame
+    planted: pd.DataFrame | None
+    planted_summary: dict[str, Any] | None
+    activation: pd.DataFrame | None
+    summary: dict[str, Any]
+
+
+def _splits(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> list:
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_groups = len(np.unique(groups))
+    if n_groups < folds:
+        raise ValueError(
+            f"Grouped cross-validation needs at least as many groups as folds: "
+            f"{n_groups} groups for folds={folds}. Lower --folds."
+        )
+    splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+    splits = list(splitter.split(np.zeros(len(y)), y, groups))
+    for k, (_, test) in enumerate(splits):
+        if len(np.unique(y[test])) < 2:
+            raise ValueError(
+                f"Fold {k + 1} of {folds} has a single class in its test samples, "
+                "so ROC AUC is undefined. Lower --folds."
+            )
+    return splits
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, p))
+
+
+def _scores(
+    model: keras.Model,
+    x: np.ndarray,
+    n: int,
+    K: int,
+    chains: Sequence[Sequence[Connectivity]],
+    steps: int,
+) -> list[np.ndarray]:
+    """Per block: degree-adjusted mean |IG| of every node, levels concatenated."""
+    from scipy.stats import rankdata
+
+    att = node_attributions(
+        model,
+        x,
+        np.zeros(x.shape[1]),
+        steps=steps,
+        output_index="sum",
+        include_inputs=False,
+    )
+    att = {name: values[:n] for name, values in att.items()}
+    L = len(chains[0])
+    out_raw, out_pct = [], []
+    for k in range(K):
+        raw_parts, pct_parts = [], []
+        for j in range(L):
+            values = unpack(att[level_name(j)], K)[k]  # (n, units)
+            fan_in = chains[k][j].fan_in
+            fan_out = (
+                chains[k][j + 1].fan_out + 0 if j + 1 < L else np.ones_like(fan_in)
+            )
+            score = degree_adjusted(np.abs(values).mean(axis=0), fan_in, fan_out)
+            raw_parts.append(score)
+            pct_parts.append(rankdata(score) / score.size)
+        out_raw.append(np.concatenate(raw_parts))
+        out_pct.append(np.concatenate(pct_parts))
+    return [np.stack(out_raw), np.stack(out_pct)]
+
+
+def run_study(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    levels: Sequence[Connectivity],
+    permute_labels: Callable[[np.random.Generator], np.ndarray],
+    positive: set[str],
+    node_names: dict[str, str] | None = None,
+    config: StudyConfig | None = None,
+    planted_candidates: Sequence[str] | None = None,
+    track_node: str | None = None,
+    orient_genes: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = print,
+) -> StudyResult:
+    """Runs the study on one data set (binary labels, subject groups).
+
+    Args:
+        x: `(n_samples, n_genes)` raw expression.
+        y: `(n_samples,)` 0/1 labels.
+        groups: `(n_samples,)` subject ids (folds never split a subject).
+        levels: the hierarchy, `[genes -> bottom, ..., -> top]`.
+        permute_labels: returns one permuted label vector (permuted
+            between subjects) from a NumPy generator.
+        positive: pre-declared positive node ids (any level; copies of a
+            positive node count as positive).
+        node_names: node id -> display name.
+        config: `StudyConfig`.
+        planted_candidates: bottom-level node ids the planted labels may
+            come from (default: every bottom node with 15-60 genes, at least
+            half of them in no other bottom node, outside `positive`).
+        track_node: a bottom-level node whose held-out activation is
+            recorded per sample (e.g. Interferon Signaling).
+        orient_genes: genes whose mean standardized expression fixes the
+            sign of the tracked activation per fold (tanh units have an
+            arbitrary sign).
+        progress: callable receiving progress lines, or None.
+
+    Returns:
+        A `StudyResult`.
+    """
+    config = config or StudyConfig()
+    say = progress or (lambda _m: None)
+    node_names = node_names or {}
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y).astype(np.int64)
+    groups = np.asarray(groups)
+    levels = list(levels)
+    rng = np.random.default_rng(config.seed)
+    splits = _splits(y, groups, config.folds, config.seed)
+    controls = [
+        [gene_permuted_connectivity(levels[0], seed=config.seed + 1 + c), *levels[1:]]
+        for c in range(config.controls)
+    ]
+    perm_labels = [
+        [permute_labels(rng) for _ in range(config.permutations)] for _ in splits
+    ]
+    # Nodes: (level index, id) in model order.
+    node_level = np.concatenate(
+        [np.full(c.num_outputs, j) for j, c in enumerate(levels)]
+    )
+    node_ids = [n for c in levels for n in c.output_names]
+    base_ids = [n.split("_copy")[0] for n in node_ids]
+    is_positive = np.array([b in positive for b in base_ids])
+    planted_nodes: list[str] = []
+    if config.planted:
+        planted_nodes, planted_y = _plant(
+            x, levels[0], positive, planted_candidates, config, rng
+        )
+    # One packed layout for every fit: seeds + permutations copies of the
+    # real hierarchy, then the controls. On the planted labels the
+    # permutation slots are further real-hierarchy replicates.
+    chains = [levels] * (config.seeds + config.permutations) + controls
+    K = len(chains)
+    n_real = config.seeds
+    n_perm = config.permutations
+    trainer = PackedTrainer(
+        lambda: build_packed_network(
+            chains, input_dropout=config.input_dropout, l2=config.l2
+        ),
+        learning_rate=config.learning_rate,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+    )
+    mlp = PackedTrainer(
+        lambda: _packed_mlp(x.shape[1], levels[0].num_outputs, config),
+        learning_rate=config.learning_rate,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+    )
+    pad = max(len(test) for _, test in splits)
+    arms: dict[str, list] = dict(
+        real=[], perm=[], control=[], planted_real=[], planted_control=[]
+    )
+    raw_real = []
+    acc_rows: list[dict[str, Any]] = []
+    activation_rows: list[dict[str, Any]] = []
+    label_sets = [("real", y)] + ([("planted", planted_y)] if config.planted else [])
+    for f, (train, test) in enumerate(splits):
+        mean, sd = x[train].mean(axis=0), x[train].std(axis=0) + 1e-6
+        xs = (x - mean) / sd
+        # Held-out rows padded to one size with baseline rows (zeros, whose
+        # attributions are exactly 0) so compiled shapes repeat.
+        x_test = np.zeros((pad, x.shape[1]))
+        x_test[: len(test)] = xs[test]
+        for which, target in label_sets:
+            t0 = time.perf_counter()
+            if which == "real":
+                labels = np.stack(
+                    [target] * n_real + perm_labels[f] + [target] * config.controls,
+                    axis=1,
+                )
+            else:
+                labels = np.stack([target] * K, axis=1)
+            model = trainer.fit(xs[train], labels[train], seed=config.seed + 1000 * f)
+            pred = np.asarray(model.predict(x_test.astype("float32"), verbose=0))
+            pred = pred[: len(test)]
+            raw, pct = _scores(model, x_test, len(test), K, chains, config.ig_steps)
+            for k in range(K):
+                if k < n_real + n_perm and (which == "planted" or k < n_real):
+                    arm, rep = "real", k
+                elif k < n_real + n_perm:
+                    arm, rep = "perm", k - n_real
+                else:
+                    arm, rep = "control", k - n_real - n_perm
+                key = arm if which == "real" else f"planted_{arm}"
+                arms[key].append((f, rep, pct[k]))
+                if key == "real":
+                    raw_real.append(raw[k])
+                if arm != "perm":
+                    acc_rows.append(
+                        dict(
+                            labels=which,
+                            fold=f + 1,
+                            arm=arm,
+                            replicate=rep,
+                            auc=_auc(target[test], pred[:, k]),
+                        )
+                    )
+            if which == "real" and track_node in (levels[0].output_names or ()):
+                activation_rows += _track(
+                    model, xs, train, test, levels[0], track_node, orient_genes, groups
+                )
+            rows = _baselines(xs, target, train, test, f, config, mlp, which)
+            acc_rows += rows
+            real_cols = range(n_real if which == "real" else n_real + n_perm)
+            real_auc = _mean_auc(target[test], pred, real_cols)
+            control_auc = _mean_auc(target[test], pred, range(K - config.controls, K))
+            say(
+                f"[fold {f + 1}/{len(splits)}, {which} labels] {K} networks in one "
+                f"packed model: Reactome AUC {real_auc:.3f}, controls {control_auc:.3f}"
+                + "".join(
+                    f", {r['arm']} {r['auc']:.3f}" for r in rows if r["replicate"] == 0
+                )
+                + f" ({time.perf_counter() - t0:.0f} s)"
+            )
+    accuracy = pd.DataFrame(acc_rows)
+    real = np.stack([s for _, _, s in arms["real"]])
+    perm = np.stack([s for _, _, s in arms["perm"]])
+    # Stability: Spearman between real replicates.
+    stability_median, pairs = rank_stability(np.stack(raw_real))
+    # Specificity.
+    p = specificity_test(real, perm)
+    q = benjamini_hochberg(p)  # over all nodes of all levels at once
+    nodes = pd.DataFrame(
+        dict(
+            level=node_level,
+            level_name=[level_name(j) for j in node_level],
+            node=node_ids,
+            name=[
+                node_names.get(b, b) + (" (copy)" if "_copy" in n else "")
+                for n, b in zip(node_ids, base_ids, strict=True)
+            ],
+            genes=_genes_below(levels),
+            score=real.mean(axis=0),
+            score_sd=real.std(axis=0, ddof=1),
+            null_score=perm.mean(axis=0),
+            effect=real.mean(axis=0) - perm.mean(axis=0),
+            p=p,
+            q=q,
+            positive=is_positive,
+            planted=[n in planted_nodes for n in node_ids],
+        )
+    )
+    nodes = nodes.sort_values(["q", "effect"], ascending=[True, False], kind="stable")
+    # Positive set vs control hierarchies: protocol-matched (replicate 0 of
+    # the real hierarchy over the folds vs each control over the folds).
+    real0 = np.mean([s for f, r, s in arms["real"] if r == 0], axis=0)
+    observed = set_auroc(real0, is_positive)
+    control_stats = []
+    for c in range(config.controls):
+        sc = np.mean([s for f, r, s in arms["control"] if r == c], axis=0)
+        control_stats.append(set_auroc(sc, is_positive))
+    control_table = pd.DataFrame(
+        dict(
+            hierarchy=["real"] + [f"control {c + 1}" for c in range(config.controls)],
+            positive_set_auroc=[observed, *control_stats],
+        )
+    )
+    positive_p = float(empirical_p(observed, control_stats))
+    comparisons = _comparisons(accuracy, config)
+    summary = dict(
+        n_networks=dict(
+            real=len(arms["real"]),
+            permuted_labels=len(arms["perm"]),
+            control=len(arms["control"]),
+            planted=len(arms["planted_real"]) + len(arms["planted_control"]),
+        ),
+        stability_median_spearman=stability_median,
+        stability_pairs=int(pairs.size),
+        n_nodes=int(len(node_ids)),
+        n_significant_q05=int((q < 0.05).sum()),
+        n_positive=int(is_positive.sum()),
+        n_positive_significant=int(((q < 0.05) & is_positive).sum()),
+        positive_set_auroc=observed,
+        positive_set_control_auroc_mean=float(np.mean(control_stats)),
+        positive_set_rank=int(1 + sum(c >= observed for c in control_stats)),
+        positive_set_p=positive_p,
+        min_possible_p=float(
+            specificity_test(np.ones((len(real), 1)), np.zeros((len(perm), 1)))[0]
+        ),
+    )
+    planted_table, planted_summary = None, None
+    if config.planted:
+        planted_table, planted_summary = _planted_summary(
+            arms, node_ids, node_level, planted_nodes, config, accuracy
+        )
+        planted_summary["nodes"] = [
+            f"{n} {node_names.get(n, '')}".strip() for n in planted_nodes
+        ]
+    activation = pd.DataFrame(activation_rows) if activation_rows else None
+    return StudyResult(
+        nodes=nodes.reset_index(drop=True),
+        accuracy=accuracy,
+        comparisons=comparisons,
+        controls=control_table,
+        planted=planted_table,
+        planted_summary=planted_summary,
+        activation=activation,
+        summary=summary,
+    )
+
+
+def _mean_auc(y: np.ndarray, pred: np.ndarray, columns: Any) -> float:
+    return float(np.nanmean([_auc(y, pred[:, k]) for k in columns]))
+
+
+def _genes_below(levels: Sequence[Connectivity]) -> np.ndarray:
+    """Number of inputs (genes) below every node, levels concatenated."""
+    reach = levels[0].to_scipy("csc").astype(bool)
+    counts = [np.asarray(reach.sum(axis=0)).ravel()]
+    for c in levels[1:]:
+        reach = (reach @ c.to_scipy("csc").astype(bool)).astype(bool)
+        counts.append(np.asarray(reach.sum(axis=0)).ravel())
+    return np.concatenate(counts).astype(np.int64)
+
+
+def _plant(
+    x: np.ndarray,
+    bottom: Connectivity,
+    positive: set[str],
+    candidates: Sequence[str] | None,
+    config: StudyConfig,
+    rng: np.random.Generator,
+) -> tuple[list[str], np.ndarray]:
+    """Labels from `planted_pathways` bottom pathways' mean expression + noise.
+
+    The latent signal is the sum over the chosen pathways of their genes'
+    mean standardized expression; the label is 1 where latent + noise is
+    above its median, with the noise scaled so that the latent signal
+    itself reaches ROC AUC ~0.85 on the labels.
+    """
+    names = bottom.output_names
+    fan_in = bottom.fan_in
+    if candidates is None:
+        # Identifiable in principle: 15-60 genes, at least half of them in
+        # no other bottom pathway, not a copy, not in the positive set.
+        member = bottom.to_scipy("csc").astype(bool)
+        exclusive = np.asarray(member[bottom.fan_out == 1].sum(axis=0)).ravel()
+        candidates = [
+            n
+            for j, n in enumerate(names)
+            if 15 <= fan_in[j] <= 60
+            and exclusive[j] >= 0.5 * fan_in[j]
+            and "_copy" not in n
+            and n.split("_copy")[0] not in positive
+        ]
+    candidates = sorted(candidates)
+    if len(candidates) < config.planted_pathways:
+        raise ValueError(
+            f"The planted-signal arm needs {config.planted_pathways} candidate "
+            f"pathways; only {len(candidates)} qualify."
+        )
+    chosen = list(rng.choice(candidates, size=config.planted_pathways, replace=False))
+    z = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-12)
+    dense = bottom.to_scipy("csc")
+    latent = np.zeros(x.shape[0])
+    for name in chosen:
+        j = names.index(name)
+        genes = dense[:, j].nonzero()[0]
+        part = z[:, genes].mean(axis=1)
+        latent += part / part.std()
+    latent /= latent.std()
+    noise = rng.standard_normal(x.shape[0])
+    best = None
+    for sigma in np.linspace(0.2, 2.0, 37):
+        y = (latent + sigma * noise > np.median(latent + sigma * noise)).astype(
+            np.int64
+        )
+        gap = abs(_auc(y, latent) - 0.85)
+        if best is None or gap < best[0]:
+            best = (gap, y)
+    assert best is not None
+    return [str(c) for c in chosen], best[1]
+
+
+def _track(
+    model: keras.Model,
+    x: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    bottom: Connectivity,
+    node: str,
+    orient_genes: Sequence[str] | None,
+    groups: np.ndarray,
+) -> list[dict[str, Any]]:
+    j = bottom.output_names.index(node)
+
+    def act(rows: np.ndarray) -> np.ndarray:
+        h = model.get_layer("pathways")(x[rows].astype("float32"))
+        return np.asarray(keras.ops.convert_to_numpy(h))[:, j]
+
+    sign = 1.0
+    if orient_genes:
+        names = list(bottom.input_names or ())
+        cols = [names.index(g) for g in orient_genes if g in names]
+        if cols:
+            xt = x[train]
+            z = (xt[:, cols] - xt[:, cols].mean(0)) / (xt[:, cols].std(0) + 1e-12)
+            corr = np.corrcoef(act(train), z.mean(axis=1))[0, 1]
+            sign = -1.0 if corr < 0 else 1.0
+    values = sign * act(test)
+    return [
+        dict(sample=int(i), group=str(groups[i]), activation=float(v))
+        for i, v in zip(test, values, strict=True)
+    ]
+
+
+def _packed_mlp(n_inputs: int, units: int, config: StudyConfig) -> keras.Model:
+    """`seeds` dense MLPs (one tanh layer of `units`) packed side by side."""
+    from keras_sparse.layers.sparse_dense import SparseDense
+
+    S = config.seeds
+    reg = keras.regularizers.L2(config.l2)
+    inputs = keras.Input((n_inputs,))
+    h = inputs
+    if config.input_dropout:
+        h = keras.layers.Dropout(config.input_dropout)(h)
+    h = keras.layers.Dense(S * units, activation="tanh", kernel_regularizer=reg)(h)
+    head = Connectivity(
+        np.arange(S * units), np.repeat(np.arange(S), units), shape=(S * units, S)
+    )
+    out = SparseDense(S, head, activation="sigmoid", kernel_regularizer=reg)(h)
+    return keras.Model(inputs, out, name="packed_dense_mlps")
+
+
+def _baselines(
+    xs: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    fold: int,
+    config: StudyConfig,
+    mlp: PackedTrainer,
+    labels: str,
+) -> list[dict[str, Any]]:
+    """Logistic regression and `seeds` dense MLPs on standardized inputs."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows = []
+    lr = LogisticRegression(C=1.0 / (config.l2 * len(train)), max_iter=5000)
+    lr.fit(xs[train], y[train])
+    rows.append(
+        dict(
+            labels=labels,
+            fold=fold + 1,
+            arm="logistic regression",
+            replicate=0,
+            auc=_auc(y[test], lr.predict_proba(xs[test])[:, 1]),
+        )
+    )
+    model = mlp.fit(
+        xs[train],
+        np.repeat(y[train, None], mlp.K, axis=1),
+        seed=config.seed + 1000 * fold,
+    )
+    pred = np.asarray(model.predict(xs[test].astype("float32"), verbose=0))
+    for k in range(mlp.K):
+        rows.append(
+            dict(
+                labels=labels,
+                fold=fold + 1,
+                arm="dense MLP",
+                replicate=k,
+                auc=_auc(y[test], pred[:, k]),
+            )
+        )
+    return rows
+
+
+def _comparisons(accuracy: pd.DataFrame, config: StudyConfig) -> pd.DataFrame:
+    rows = []
+    for labels in accuracy["labels"].unique():
+        acc = accuracy[accuracy["labels"] == labels]
+        real = acc[acc.arm == "real"].set_index(["fold", "replicate"])["auc"]
+        for other in ("control", "dense MLP", "logistic regression"):
+            theirs = acc[acc.arm == other]
+            if theirs.empty:
+                continue
+            if other == "logistic regression":
+                a = real.groupby(level="fold").mean()
+                b = theirs.set_index("fold")["auc"].reindex(a.index)
+                pairing = "fold (real: mean over seeds)"
+            else:
+                b = theirs.set_index(["fold", "replicate"])["auc"]
+                common = real.index.intersection(b.index)
+                a, b = real.loc[common], b.loc[common]
+                pairing = "fold x replicate"
+            test = paired_wilcoxon(a.to_numpy(), b.to_numpy())
+            rows.append(
+                dict(
+                    labels=labels,
+                    comparison=f"real hierarchy - {other}",
+                    real_auc=float(a.mean()),
+                    other_auc=float(b.mean()),
+                    delta_auc=test["mean_difference"],
+                    wins=test["wins"],
+                    pairs=test["n_pairs"],
+                    pairing=pairing,
+                    wilcoxon_p=test["p"],
+                )
+            )
+    return pd.DataFrame(rows)
+
+
+def _planted_summary(
+    arms: dict[str, list],
+    node_ids: list[str],
+    node_level: np.ndarray,
+    planted_nodes: list[str],
+    config: StudyConfig,
+    accuracy: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    bottom = node_level == 0
+    ids = np.array(node_ids)[bottom]
+    members = np.isin(ids, planted_nodes)
+    k = max(1, int(round(0.05 * bottom.sum())))
+    rows = []
+    for arm in ("planted_real", "planted_control"):
+        for f, rep, pct in arms[arm]:
+            s = pct[bottom]
+            rows.append(
+                dict(
+                    arm=arm.split("_")[1],
+                    fold=f + 1,
+                    replicate=rep,
+                    auroc=set_auroc(s, members),
+                    recall_at_k=recall_at_k(s, members, k),
+                )
+            )
+    table = pd.DataFrame(rows)
+
+    def pooled(arm: str, rep: int) -> np.ndarray:
+        return np.mean([p[bottom] for f, r, p in arms[arm] if r == rep], axis=0)
+
+    observed = set_auroc(pooled("planted_real", 0), members)
+    controls = [
+        set_auroc(pooled("planted_control", c), members) for c in range(config.controls)
+    ]
+    real_tab = table[table.arm == "real"]
+    ctrl_tab = table[table.arm == "control"]
+    acc = accuracy[accuracy["labels"] == "planted"]
+    summary = dict(
+        k=k,
+        real_auroc_mean=float(real_tab.auroc.mean()),
+        real_recall_at_k_mean=float(real_tab.recall_at_k.mean()),
+        control_auroc_mean=float(ctrl_tab.auroc.mean()),
+        control_recall_at_k_mean=float(ctrl_tab.recall_at_k.mean()),
+        pooled_real_auroc=observed,
+        pooled_control_auroc_mean=float(np.mean(controls)),
+        empirical_p=float(empirical_p(observed, controls)),
+        real_accuracy_auc=float(acc[acc.arm == "real"].auc.mean()),
+        control_accuracy_auc=float(acc[acc.arm == "control"].auc.mean()),
+        logistic_regression_auc=float(acc[acc.arm == "logistic regression"].auc.mean()),
+    )
+    return table, summary

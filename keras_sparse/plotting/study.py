@@ -1,0 +1,306 @@
+"""Figures of the pathway-network study (matplotlib, imported lazily)."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from typing import Any
+
+import numpy as np
+
+from keras_sparse.connectivity.connectivity import Connectivity
+from keras_sparse.plotting.pathways import _pyplot
+
+__all__ = [
+    "plot_accuracy",
+    "plot_activation",
+    "plot_positive_set",
+    "plot_sankey",
+    "plot_volcano",
+]
+
+LEVEL_COLORS = ("#3b75af", "#d08c2f", "#519e3e", "#8d69b8", "#c44e52")
+
+
+def _short(name: str, width: int = 34) -> str:
+    return textwrap.shorten(str(name), width=width, placeholder="…")
+
+
+def plot_sankey(
+    nodes: Any,
+    levels: list[Connectivity],
+    path: str | os.PathLike[str],
+    q_threshold: float = 0.05,
+    per_level: int = 12,
+) -> None:
+    """Significant nodes per level (columns, genes side left) and their links.
+
+    Each column shows up to `per_level` nodes of one level with q <
+    `q_threshold` (largest effect first); box height is the node's mean
+    score (within-level percentile); grey bands join a node to its parent
+    when both are shown. A level without any significant node shows its
+    largest effects in grey and says so.
+    """
+    plt = _pyplot()
+    from matplotlib.patches import PathPatch, Rectangle
+    from matplotlib.path import Path as MplPath
+
+    L = len(levels)
+    fig, ax = plt.subplots(figsize=(4.6 * L + 1, 8.5), constrained_layout=True)
+    positions: dict[tuple[int, str], tuple[float, float, float]] = {}
+    col_w = 0.9
+    for j in range(L):
+        significant = nodes[(nodes.level == j) & (nodes.q < q_threshold)]
+        shown_significant = len(significant) > 0
+        sub = significant if shown_significant else nodes[nodes.level == j]
+        sub = sub.sort_values("effect", ascending=False).head(
+            per_level if shown_significant else 8
+        )
+        x0 = j * 3.0
+        total = len(sub)
+        n_sig = len(significant)
+        title = f"level {j + 1}" + (" (bottom)" if j == 0 else "")
+        title += " (top)" if j == L - 1 else ""
+        title += f"\n{n_sig} of {int((nodes.level == j).sum())} nodes q<{q_threshold}"
+        if not shown_significant:
+            title += "\nnone significant: grey = largest effects"
+        ax.text(x0 + col_w / 2, 1.04, title, ha="center", va="bottom", fontsize=9)
+        slot = 1.0 / max(total, 6)
+        for i, row in enumerate(sub.itertuples(index=False)):
+            h = slot * (0.25 + 0.65 * float(row.score))
+            y0 = 1.0 - (i + 0.5) * slot - h / 2
+            color = (
+                LEVEL_COLORS[j % len(LEVEL_COLORS)] if shown_significant else "#c8c8c8"
+            )
+            ax.add_patch(
+                Rectangle(
+                    (x0, y0),
+                    col_w,
+                    h,
+                    color=color,
+                    ec="black" if row.positive else "none",
+                    lw=1.5,
+                )
+            )
+            ax.text(
+                x0 + col_w + 0.08,
+                y0 + h / 2,
+                f"{_short(row.name)}\nq={row.q:.1g}, Δ={row.effect:+.2f}",
+                va="center",
+                fontsize=7,
+            )
+            positions[(j, row.node)] = (x0, y0, h)
+    for j in range(L - 1):
+        conn = levels[j + 1]
+        names_in = conn.input_names or ()
+        names_out = conn.output_names or ()
+        for i, o in zip(conn.input_indices, conn.output_indices, strict=True):
+            a = positions.get((j, names_in[i]))
+            b = positions.get((j + 1, names_out[o]))
+            if a is None or b is None:
+                continue
+            xa, ya = a[0] + col_w, a[1] + a[2] / 2
+            xb, yb = b[0], b[1] + b[2] / 2
+            mid = (xa + xb) / 2
+            verts = [(xa, ya), (mid, ya), (mid, yb), (xb, yb)]
+            codes = [MplPath.MOVETO, MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4]
+            ax.add_patch(
+                PathPatch(
+                    MplPath(verts, codes), fc="none", ec="grey", alpha=0.5, lw=1.2
+                )
+            )
+    ax.set_xlim(-0.2, 3.0 * L)
+    ax.set_ylim(0, 1.15)
+    ax.axis("off")
+    ax.set_title(
+        "Nodes scored higher with the real labels than with labels permuted between "
+        f"subjects (one-sided Mann-Whitney, BH q < {q_threshold}); box height = mean "
+        "within-level percentile;\nblack outline = pre-declared positive set; lines: "
+        "child -> parent among the nodes shown",
+        fontsize=9,
+    )
+    fig.savefig(os.fspath(path), dpi=110)
+    plt.close(fig)
+
+
+def plot_volcano(
+    nodes: Any, path: str | os.PathLike[str], q_threshold: float = 0.05
+) -> None:
+    """Effect (real - permuted-label percentile) vs -log10 q, per level."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 6.2), constrained_layout=True)
+    ylog = -np.log10(np.clip(nodes.q.to_numpy(float), 1e-300, 1))
+    for j in sorted(nodes.level.unique()):
+        m = (nodes.level == j).to_numpy()
+        ax.scatter(
+            nodes.effect[m],
+            ylog[m],
+            s=12,
+            alpha=0.6,
+            color=LEVEL_COLORS[j % len(LEVEL_COLORS)],
+            label=f"level {j + 1}",
+        )
+    pos = nodes.positive.to_numpy(bool)
+    ax.scatter(
+        nodes.effect[pos],
+        ylog[pos],
+        s=40,
+        facecolors="none",
+        edgecolors="black",
+        lw=1.0,
+        label="positive set (declared)",
+    )
+    ax.axhline(-np.log10(q_threshold), color="grey", ls="--", lw=0.8)
+    ax.text(
+        ax.get_xlim()[0],
+        -np.log10(q_threshold),
+        f" q = {q_threshold}",
+        va="bottom",
+        fontsize=8,
+        color="grey",
+    )
+    top = nodes[nodes.q < q_threshold].sort_values("effect", ascending=False).head(8)
+    for row in top.itertuples(index=False):
+        ax.annotate(
+            _short(row.name, 30),
+            (row.effect, -np.log10(max(row.q, 1e-300))),
+            fontsize=7,
+            xytext=(4, 2),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("effect: mean within-level percentile, real labels − permuted labels")
+    ax.set_ylabel("−log10 q (BH over all nodes)")
+    ax.set_title(
+        f"{int((nodes.q < q_threshold).sum())} of {len(nodes)} nodes at "
+        f"q < {q_threshold}"
+    )
+    ax.legend(fontsize=8, loc="upper left")
+    fig.savefig(os.fspath(path), dpi=110)
+    plt.close(fig)
+
+
+def plot_positive_set(
+    controls: Any, summary: dict[str, Any], path: str | os.PathLike[str]
+) -> None:
+    """The positive set's AUROC in the real hierarchy among the controls."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    ctrl = controls.positive_set_auroc.to_numpy()[1:]
+    real = float(controls.positive_set_auroc.iloc[0])
+    ax.hist(
+        ctrl,
+        bins=min(20, max(5, len(ctrl) // 2)),
+        color="#9a9a9a",
+        label=f"{len(ctrl)} gene-permuted control hierarchies",
+    )
+    ax.axvline(real, color="#c44e52", lw=2.5, label=f"real Reactome: {real:.3f}")
+    ax.axvline(0.5, color="black", lw=0.8, ls=":")
+    ax.set_xlabel("AUROC of the positive-set nodes in the node ranking (0.5 = chance)")
+    ax.set_ylabel("control hierarchies")
+    ax.set_title(
+        f"Positive set ({summary['n_positive']} nodes: interferon subtree + "
+        "ISG-enriched)"
+        f" — rank {summary['positive_set_rank']} of {len(ctrl) + 1}, empirical p = "
+        f"{summary['positive_set_p']:.3f}",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    fig.savefig(os.fspath(path), dpi=110)
+    plt.close(fig)
+
+
+def plot_accuracy(
+    accuracy: Any,
+    planted: Any,
+    planted_summary: dict[str, Any] | None,
+    path: str | os.PathLike[str],
+) -> None:
+    """Held-out ROC AUC per arm (real and planted labels) and planted recovery."""
+    plt = _pyplot()
+    ncols = 3 if planted is not None else 1
+    fig, axes = plt.subplots(
+        1, ncols, figsize=(5.2 * ncols, 4.6), constrained_layout=True
+    )
+    axes = np.atleast_1d(axes)
+    order = ["real", "control", "dense MLP", "logistic regression"]
+    labels_of = {
+        "real": "Reactome",
+        "control": "gene-permuted\ncontrols",
+        "dense MLP": "dense MLP",
+        "logistic regression": "logistic\nregression",
+    }
+    for ax, which in zip(axes, ["real", "planted"], strict=False):
+        acc = accuracy[accuracy["labels"] == which]
+        arms = [a for a in order if a in set(acc.arm)]
+        rng = np.random.default_rng(0)
+        for i, arm in enumerate(arms):
+            v = acc[acc.arm == arm].auc.to_numpy()
+            ax.scatter(
+                i + rng.uniform(-0.15, 0.15, v.size),
+                v,
+                s=10,
+                alpha=0.5,
+                color=LEVEL_COLORS[i % len(LEVEL_COLORS)],
+            )
+            ax.hlines(np.nanmean(v), i - 0.3, i + 0.3, color="black", lw=2)
+        ax.set_xticks(range(len(arms)), [labels_of[a] for a in arms], fontsize=8)
+        ax.set_ylabel("held-out ROC AUC (per fold x replicate)")
+        ax.set_title("real labels" if which == "real" else "planted-signal labels")
+        ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+    if planted is not None and planted_summary is not None:
+        ax = axes[2]
+        for i, arm in enumerate(["real", "control"]):
+            v = planted[planted.arm == arm].auroc.to_numpy()
+            ax.scatter(
+                i + np.random.default_rng(1).uniform(-0.15, 0.15, v.size),
+                v,
+                s=10,
+                alpha=0.5,
+                color=LEVEL_COLORS[i],
+            )
+            ax.hlines(v.mean(), i - 0.3, i + 0.3, color="black", lw=2)
+        ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+        ax.set_xticks([0, 1], ["Reactome", "gene-permuted\ncontrols"], fontsize=8)
+        ax.set_ylabel("AUROC of the planted pathways in the bottom-level ranking")
+        ax.set_title(
+            f"planted pathways recovered? p = {planted_summary['empirical_p']:.3f}",
+            fontsize=10,
+        )
+    fig.savefig(os.fspath(path), dpi=110)
+    plt.close(fig)
+
+
+def plot_activation(activation: Any, label: str, path: str | os.PathLike[str]) -> None:
+    """A node's held-out activation over time, one line per subject."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 5.0), constrained_layout=True)
+    colors = {"sx": "#c44e52", "asx": "#3b75af"}
+    seen = set()
+    for _subject, sub in activation.groupby("subject"):
+        sub = sub.sort_values("hours")
+        cond = str(sub.condition.iloc[0])
+        ax.plot(
+            sub.hours,
+            sub.activation,
+            "-o",
+            ms=2.5,
+            lw=1,
+            alpha=0.8,
+            color=colors.get(cond, "grey"),
+            label=None
+            if cond in seen
+            else {"sx": "symptomatic", "asx": "asymptomatic"}.get(cond, cond),
+        )
+        seen.add(cond)
+    ax.axvline(45, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("hours after inoculation (dashed: 45 h, the label's time rule)")
+    ax.set_ylabel("node activation (tanh), held-out")
+    ax.set_title(
+        f"{label}: activation in the network of the subject's held-out fold\n"
+        "(one line per subject; sign fixed per fold to correlate positively with "
+        "the ISGs' mean expression)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    fig.savefig(os.fspath(path), dpi=110)
+    plt.close(fig)
