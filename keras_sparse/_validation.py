@@ -219,10 +219,24 @@ def one_of(value: T, name: str, options: Sequence[Any]) -> T:
     >>> one_of("warn", "empty_outputs", ("warn", "raise", "ignore"))
     'warn'
     """
-    if not any(value is o or (type(value) is type(o) and value == o) for o in options):
+    if not any(_same(value, o) for o in options):
         expected = "one of " + ", ".join(repr(o) for o in options)
         raise ValueError(invalid_value(name, expected, value))
     return value
+
+
+def _same(value: Any, option: Any) -> bool:
+    # Equal and of a compatible type: "a" matches numpy.str_("a"), but True
+    # does not match 1, nor 1.0 match 1.
+    if isinstance(value, (bool, np.bool_)) or isinstance(option, (bool, np.bool_)):
+        return value is option or (
+            isinstance(value, (bool, np.bool_))
+            and isinstance(option, (bool, np.bool_))
+            and bool(value) == bool(option)
+        )
+    if isinstance(option, str):
+        return isinstance(value, str) and value == option
+    return type(value) is type(option) and value == option
 
 
 def int_tuple(value: Any, rank: int, name: str, minimum: int = 1) -> tuple[int, ...]:

@@ -942,12 +942,10 @@ def as_connectivity(value: Any, argument: str = "connectivity") -> Connectivity:
         pass
     if isinstance(value, (np.ndarray, list, tuple)):
         return Connectivity.from_dense(value)
+    # The message keeps the wording tests of the layers pin ("`connectivity`
+    # must be ..."), in the Keras form's order: expected, then received.
     raise TypeError(
-        invalid_value(
-            argument,
-            "a keras_sparse.Connectivity, a dense 0/1 array of shape "
-            "(num_inputs, num_outputs), a scipy.sparse matrix or a pandas "
-            "DataFrame",
-            received=f"an object of type {type(value).__name__}",
-        )
+        f"`{argument}` must be a keras_sparse.Connectivity, a dense 0/1 array "
+        "of shape (num_inputs, num_outputs), a scipy.sparse matrix or a pandas "
+        f"DataFrame. Received: {argument} of type {type(value).__name__}."
     )

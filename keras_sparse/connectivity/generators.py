@@ -15,7 +15,6 @@ from keras_sparse._validation import (
     float_in_range,
     int_in_range,
     invalid_value,
-    one_of,
     positive_int,
 )
 from keras_sparse.connectivity.connectivity import Connectivity
@@ -361,7 +360,8 @@ def shuffled_connectivity(
         Elmarakeby et al., "Biologically informed deep neural network for
         prostate cancer discovery", Nature 598, 348-352 (2021).
     """
-    one_of(inputs, "inputs", ("all", "connected"))
+    if inputs not in ("all", "connected"):
+        raise ValueError(invalid_value("inputs", "'all' or 'connected'", inputs))
     pool = (
         np.arange(connectivity.num_inputs)
         if inputs == "all"

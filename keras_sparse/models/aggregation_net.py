@@ -562,14 +562,16 @@ class AggregationNet(keras.Model):
 
     Example:
 
-    >>> model = AggregationNet(depth=10, growth_rate=4, aggregation="sparse",
-    ...                        num_classes=100, input_shape=(32, 32, 3))
-    >>> model.output.shape
-    (None, 100)
-    >>> count_trainable_params(depth=10, growth_rate=4, num_classes=100)
-    3572
-    >>> type(AggregationNet(depth=10, aggregation="dense")).__name__
-    'AggregationNet'
+    A one-block network (a CIFAR one has 3 blocks, e.g. depth 40):
+
+    >>> from keras_sparse.models import trainable_param_count
+    >>> model = AggregationNet(depth=4, num_blocks=1, growth_rate=4,
+    ...                        aggregation="sparse", num_classes=10)
+    >>> model.output.shape, model.layers_per_block
+    ((None, 10), 2)
+    >>> count = count_trainable_params(depth=4, num_blocks=1, growth_rate=4)
+    >>> count, count == trainable_param_count(model)
+    (1082, True)
 
     References:
         - Zhu, Deng, Maire, Deng, Mori, Tan. "Sparsely Aggregated
@@ -783,9 +785,9 @@ class SparseNet(AggregationNet):
 
     Example:
 
-    >>> model = SparseNet(depth=10, num_classes=10)  # growth_rate 24
+    >>> model = SparseNet(depth=4, num_blocks=1)  # growth_rate 24
     >>> model.growth_rates, model.layers_per_block
-    ((24, 24, 24), 2)
+    ((24,), 2)
 
     References:
         Zhu, Deng, Maire, Deng, Mori, Tan. "Sparsely Aggregated
@@ -838,7 +840,7 @@ class DenseNet(AggregationNet):
 
     Example:
 
-    >>> huang = DenseNet(depth=10, growth_rate=12, stem_channels=16)
+    >>> huang = DenseNet(depth=4, num_blocks=1, stem_channels=16)
     >>> huang.aggregation, huang.stem_channels
     ('dense', 16)
 

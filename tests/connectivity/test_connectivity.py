@@ -307,7 +307,9 @@ def test_scipy_rejects_non_ones():
 
 
 def test_as_connectivity_type_error():
-    with pytest.raises(TypeError, match="`connectivity`, expected .*type str"):
+    with pytest.raises(
+        TypeError, match="`connectivity` must be .*Received: connectivity of type str"
+    ):
         as_connectivity("not a mask")
 
 
