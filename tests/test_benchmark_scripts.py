@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import BACKEND
+from helpers import BACKEND
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))

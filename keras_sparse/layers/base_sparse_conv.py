@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -12,10 +13,59 @@ from keras import ops
 from keras_sparse.connectivity.connectivity import Connectivity
 from keras_sparse.initializers.sparse_variance_scaling import kernel_values_initializer
 from keras_sparse.layers.connectivity_layer import ConnectivityLayer
+from keras_sparse.ops import backend
 
 __all__ = ["BaseSparseConv", "choose_conv_implementation"]
 
 CONV_IMPLEMENTATIONS = ("auto", "dense", "grouped")
+
+
+def block_diagonal_groups(
+    connectivity: Connectivity,
+) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """Detects a block-diagonal pattern, up to permutations.
+
+    The pattern is block-diagonal with `g` groups when input channels and
+    filters split into `g` groups of equal sizes such that each input
+    channel feeds exactly the filters of its own group (complete blocks),
+    as in a grouped convolution after reordering the channels.
+
+    Returns:
+        `(groups, input_order, output_order)`, where `input_order` /
+        `output_order` are permutations that make the blocks contiguous
+        (group 0 first, members ascending), or `None` if the pattern is
+        not block-diagonal (empty connectivities included). A full
+        connectivity gives `groups == 1`.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    n_in, n_out = connectivity.shape
+    nnz = connectivity.nnz
+    if nnz == 0 or (connectivity.fan_in == 0).any() or (connectivity.fan_out == 0).any():
+        return None
+    rows = connectivity.input_indices.astype(np.int64)
+    cols = connectivity.output_indices.astype(np.int64) + n_in
+    # Bipartite graph on n_in + n_out nodes.
+    graph = sp.coo_array(
+        (np.ones(nnz, dtype=np.int8), (rows, cols)), shape=(n_in + n_out, n_in + n_out)
+    )
+    groups, labels = connected_components(graph, directed=False)
+    in_labels, out_labels = labels[:n_in], labels[n_in:]
+    in_sizes = np.bincount(in_labels, minlength=groups)
+    out_sizes = np.bincount(out_labels, minlength=groups)
+    if (in_sizes != in_sizes[0]).any() or (out_sizes != out_sizes[0]).any():
+        return None
+    if nnz != groups * int(in_sizes[0]) * int(out_sizes[0]):
+        return None  # some block is not complete
+    # Number groups by their smallest input channel.
+    first = np.full(groups, n_in)
+    np.minimum.at(first, in_labels, np.arange(n_in))
+    rank = np.empty(groups, dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(groups)
+    input_order = np.lexsort((np.arange(n_in), rank[in_labels]))
+    output_order = np.lexsort((np.arange(n_out), rank[out_labels]))
+    return int(groups), input_order, output_order
 
 
 def choose_conv_implementation(connectivity: Connectivity) -> str:
@@ -27,24 +77,33 @@ def choose_conv_implementation(connectivity: Connectivity) -> str:
     masked kernel in one ordinary convolution) otherwise. See
     `docs/benchmarks.md`.
     """
-    blocks = connectivity.block_diagonal_groups()
+    blocks = block_diagonal_groups(connectivity)
     return "grouped" if blocks is not None and blocks[0] > 1 else "dense"
 
 
-# How a grouped convolution runs, per backend: "native" (one convolution
-# with `groups` inferred from the kernel) or "split" (one convolution per
-# group, then concatenation). XLA's CPU grouped convolution (TensorFlow,
-# JAX) is 10-50x slower than the dense one, so those split; PyTorch's
-# native grouped convolution is fastest there (docs/benchmarks.md).
-GROUPED_MODES = {"tensorflow": "split", "jax": "split", "torch": "native"}
-_grouped_mode_override: list[str] = []
+@dataclasses.dataclass(frozen=True)
+class ConvPlan:
+    """How a sparse convolution forms its kernel (immutable, one per
+    connectivity).
 
+    Attributes:
+        implementation: `"dense"` or `"grouped"`.
+        index: `(slots, filters)` integer tensor: the row of `kernel_values`
+            in each kernel slot (`nnz` for an absent kernel), `None` for a
+            full connectivity, or a function of nothing returning that
+            tensor (a connectivity held in variables).
+        groups: number of groups (`"grouped"`), else 1.
+        input_order: permutation of the input channels, or `None`.
+        output_inverse: inverse permutation of the filters, or `None`.
+        grouped_mode: `backend.GROUPED_CONV_MODE` for `"grouped"`.
+    """
 
-def grouped_mode() -> str:
-    """The grouped-convolution strategy of the current backend."""
-    if _grouped_mode_override:
-        return _grouped_mode_override[-1]
-    return GROUPED_MODES.get(keras.backend.backend(), "split")
+    implementation: str
+    index: Any
+    groups: int = 1
+    input_order: Any = None
+    output_inverse: Any = None
+    grouped_mode: str = "native"
 
 
 def _as_tuple(value: Any, rank: int, argument: str) -> tuple[int, ...]:
@@ -123,6 +182,7 @@ class BaseSparseConv(ConnectivityLayer):
         kernel_constraint: Any = None,
         bias_constraint: Any = None,
         implementation: str = "auto",
+        mutable_connectivity: bool = False,
         **kwargs: Any,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
@@ -157,21 +217,28 @@ class BaseSparseConv(ConnectivityLayer):
                 "Received an invalid value for `implementation`, expected one of "
                 f"{CONV_IMPLEMENTATIONS}. Received: implementation={implementation!r}"
             )
-        self._set_connectivity(connectivity)
-        if self._connectivity.num_outputs != self.filters:
+        self._init_connectivity(connectivity, mutable_connectivity)
+        declared = self._declared
+        if declared.shape[1] != self.filters:
             raise ValueError(
                 "`filters` must equal `connectivity.num_outputs` (the "
                 "connectivity is (input_channels, filters)). Received: "
                 f"filters={self.filters}, connectivity of shape "
-                f"{self._connectivity.shape}."
+                f"{declared.shape}."
             )
-        if implementation == "grouped" and isinstance(self._connectivity, Connectivity):
-            if choose_conv_implementation(self._connectivity) != "grouped":
-                raise ValueError(
-                    "`implementation='grouped'` needs a block-diagonal connectivity "
-                    "(after permuting channels) with more than one group; "
-                    f"{self._connectivity!r} is not. Use 'auto' or 'dense'."
-                )
+        if implementation == "grouped" and (
+            self.mutable_connectivity
+            or (
+                self._connectivity is not None
+                and choose_conv_implementation(self._connectivity) != "grouped"
+            )
+        ):
+            raise ValueError(
+                "`implementation='grouped'` needs a block-diagonal connectivity "
+                "(after permuting channels) with more than one group, fixed "
+                f"(mutable_connectivity=False); {self._connectivity!r} is not. Use "
+                "'auto' or 'dense'."
+            )
         self.implementation = implementation
         self._set_weight_options(
             activation,
@@ -185,22 +252,22 @@ class BaseSparseConv(ConnectivityLayer):
         )
         self._channel_axis = -1 if data_format == "channels_last" else 1
         self.input_spec = keras.layers.InputSpec(
-            ndim=rank + 2, axes={self._channel_axis: self._connectivity.num_inputs}
+            ndim=rank + 2, axes={self._channel_axis: declared.shape[0]}
         )
-        self._plan: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape: Any) -> None:
         channels = input_shape[self._channel_axis]
-        if channels != self._connectivity.num_inputs:
+        n_in = self._declared.shape[0]
+        if channels != n_in:
             raise ValueError(
                 f"The input of layer '{self.name}' has {channels} channels "
                 f"(data_format={self.data_format!r}, input shape "
                 f"{tuple(input_shape)}) but its connectivity expects "
-                f"{self._connectivity.num_inputs} input channels."
+                f"{n_in} input channels."
             )
         area = math.prod(self.kernel_size)
-        if isinstance(self._connectivity, Connectivity):
+        if self._connectivity is not None:
             initializer = kernel_values_initializer(
                 self.kernel_initializer, self._connectivity, receptive_field=area
             )
@@ -208,7 +275,7 @@ class BaseSparseConv(ConnectivityLayer):
             initializer = "zeros"  # overwritten by the loaded weights
         self.kernel_values = self.add_weight(
             name="kernel_values",
-            shape=(self._connectivity.nnz, area),
+            shape=(self._declared.nnz, area),
             initializer=initializer,
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
@@ -224,47 +291,75 @@ class BaseSparseConv(ConnectivityLayer):
             if self.use_bias
             else None
         )
-        self._make_plan()
+        if self.mutable_connectivity:
+            self._add_connectivity_variables({})
+        if self._connectivity is not None:
+            self._make_plan()
 
     def _make_plan(self) -> None:
-        """Index maps from `kernel_values` rows to kernel slots (NumPy)."""
-        if not isinstance(self._connectivity, Connectivity):
-            self._plan = None
-            return
-        conn = self._connectivity
+        """Index maps from `kernel_values` rows to kernel slots."""
+        conn = self.connectivity
         c_in, f = conn.shape
-        # edge[i, j]: row of kernel_values for (input channel i, filter j),
-        # or nnz (a zero row) where the kernel is absent.
+        if self.mutable_connectivity:
+            rows = self._index_variables["input_indices"]
+            cols = self._index_variables["output_indices"]
+            nnz = conn.nnz
+
+            def index() -> Any:
+                # edge[i, j]: row of kernel_values for (input channel i,
+                # filter j), or nnz (a zero row) where the kernel is absent.
+                flat = ops.add(ops.multiply(rows.value, f), cols.value)
+                edge = ops.scatter_update(
+                    ops.full((c_in * f,), nnz, dtype="int32"),
+                    ops.expand_dims(flat, 1),
+                    ops.arange(nnz, dtype="int32"),
+                )
+                return ops.reshape(edge, (c_in, f))
+
+            self._plan = ConvPlan("dense", index)
+            return
         edge = np.full((c_in, f), conn.nnz, dtype=np.int32)
         edge[conn.input_indices, conn.output_indices] = np.arange(conn.nnz, dtype=np.int32)
-        impl = self.resolved_implementation
-        plan: dict[str, Any] = {"implementation": impl}
-        if impl == "dense" and conn.nnz == c_in * f:
-            plan["index"] = None  # full: the values are the kernel, reordered
-        elif impl == "grouped":
-            groups, in_order, out_order = conn.block_diagonal_groups()  # type: ignore[misc]
-            per_in, per_out = c_in // groups, f // groups
-            # Slot (s, p): s-th input channel of the group of the p-th filter.
-            group_of_p = np.arange(f) // per_out
-            channel = in_order[group_of_p[None, :] * per_in + np.arange(per_in)[:, None]]
-            plan["index"] = edge[channel, out_order[None, :]]
-            plan["groups"] = groups
-            plan["input_order"] = None if np.array_equal(in_order, np.arange(c_in)) else in_order
-            inverse = np.argsort(out_order)
-            plan["output_inverse"] = None if np.array_equal(inverse, np.arange(f)) else inverse
-        else:
-            plan["index"] = edge
-        self._plan = plan
+        impl = self.implementation
+        blocks = block_diagonal_groups(conn) if impl in ("auto", "grouped") else None
+        if impl == "auto":
+            impl = "grouped" if blocks is not None and blocks[0] > 1 else "dense"
+        if impl == "dense":
+            full = conn.nnz == c_in * f
+            # full: the values are the kernel, reordered
+            self._plan = ConvPlan("dense", None if full else backend.host_constant(edge))
+            return
+        assert blocks is not None
+        groups, in_order, out_order = blocks
+        per_in, per_out = c_in // groups, f // groups
+        # Slot (s, p): s-th input channel of the group of the p-th filter.
+        group_of_p = np.arange(f) // per_out
+        channel = in_order[group_of_p[None, :] * per_in + np.arange(per_in)[:, None]]
+        inverse = np.argsort(out_order)
+        self._plan = ConvPlan(
+            "grouped",
+            backend.host_constant(edge[channel, out_order[None, :]]),
+            groups,
+            None
+            if np.array_equal(in_order, np.arange(c_in))
+            else backend.host_constant(in_order),
+            None if np.array_equal(inverse, np.arange(f)) else backend.host_constant(inverse),
+            backend.GROUPED_CONV_MODE,
+        )
 
     @property
     def resolved_implementation(self) -> str:
         """`"dense"` or `"grouped"`: the computation this layer runs."""
+        if self._plan is not None:
+            return str(self._plan.implementation)
+        if self.mutable_connectivity:
+            return "dense"
         if self.implementation != "auto":
             return self.implementation
         return choose_conv_implementation(self.connectivity)
 
     # ------------------------------------------------------------------- call
-    def _kernel_from_values(self, values: Any, index: np.ndarray | None) -> Any:
+    def _kernel_from_values(self, values: Any, index: Any) -> Any:
         """Gathers `(nnz, area)` values into a `kernel_size + (slots, filters)` kernel.
 
         `index[s, j]` is the row of `values` for slot `s` of filter `j` (`nnz`
@@ -273,49 +368,53 @@ class BaseSparseConv(ConnectivityLayer):
         """
         area = math.prod(self.kernel_size)
         if index is None:
-            c_in, filters = self.connectivity.shape
+            c_in, filters = self._declared.shape
             kernel = ops.transpose(ops.reshape(values, (filters, c_in, area)), (2, 1, 0))
             return ops.reshape(kernel, self.kernel_size + (c_in, filters))
+        if callable(index):
+            index = index()
         slots, filters = index.shape
         padded = ops.concatenate([values, ops.zeros((1, area), dtype=values.dtype)], axis=0)
-        flat = ops.take(padded, ops.convert_to_tensor(index.reshape(-1)), axis=0)
+        flat = ops.take(padded, ops.reshape(index, (-1,)), axis=0)
         kernel = ops.transpose(ops.reshape(flat, (slots, filters, area)), (2, 0, 1))
         return ops.reshape(kernel, self.kernel_size + (slots, filters))
+
+    def _values(self, dtype: Any) -> Any:
+        values = ops.cast(self.kernel_values, dtype)
+        if self.mutable_connectivity:
+            values = values * ops.expand_dims(ops.cast(self.kernel_mask, dtype), 1)
+        return values
 
     def call(self, inputs: Any) -> Any:
         if self._plan is None:
             _ = self.connectivity  # raises the explanatory RuntimeError
         plan = self._plan
-        assert plan is not None
-        values = ops.cast(self.kernel_values, inputs.dtype)
-        kernel = self._kernel_from_values(values, plan["index"])
-        x = inputs
-        if plan.get("input_order") is not None:
-            x = ops.take(x, ops.convert_to_tensor(plan["input_order"]), axis=self._channel_axis)
+        dtype = self.compute_dtype
+        x = ops.cast(backend.dense_input(inputs), dtype)
+        kernel = self._kernel_from_values(self._values(dtype), plan.index)
+        if plan.input_order is not None:
+            x = ops.take(x, plan.input_order, axis=self._channel_axis)
         conv_args = dict(
             strides=self.strides,
             padding=self.padding,
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
-        if plan["implementation"] == "grouped" and grouped_mode() == "split":
-            groups = plan["groups"]
-            xs = ops.split(x, groups, axis=self._channel_axis)
-            ks = ops.split(kernel, groups, axis=-1)
+        if plan.implementation == "grouped" and plan.grouped_mode == "split":
+            xs = ops.split(x, plan.groups, axis=self._channel_axis)
+            ks = ops.split(kernel, plan.groups, axis=-1)
             outputs = ops.concatenate(
                 [ops.conv(xg, kg, **conv_args) for xg, kg in zip(xs, ks, strict=True)],
                 axis=self._channel_axis,
             )
         else:
             outputs = ops.conv(x, kernel, **conv_args)
-        if plan.get("output_inverse") is not None:
-            outputs = ops.take(
-                outputs, ops.convert_to_tensor(plan["output_inverse"]), axis=self._channel_axis
-            )
+        if plan.output_inverse is not None:
+            outputs = ops.take(outputs, plan.output_inverse, axis=self._channel_axis)
         if self.bias is not None:
             shape = [1] * (self.rank + 2)
             shape[self._channel_axis] = self.filters
-            outputs = ops.add(outputs, ops.reshape(ops.cast(self.bias, outputs.dtype), shape))
+            outputs = ops.add(outputs, ops.reshape(ops.cast(self.bias, dtype), shape))
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
@@ -345,14 +444,12 @@ class BaseSparseConv(ConnectivityLayer):
         conn = self.connectivity
         edge = np.full(conn.shape, conn.nnz, dtype=np.int32)
         edge[conn.input_indices, conn.output_indices] = np.arange(conn.nnz, dtype=np.int32)
-        return self._kernel_from_values(ops.convert_to_tensor(self.kernel_values), edge)
+        values = self._values(self.kernel_values.dtype)
+        return self._kernel_from_values(values, ops.convert_to_tensor(edge))
 
     # ---------------------------------------------------------- serialization
     def _saved_variables(self) -> list[Any]:
         return [self.kernel_values] + ([self.bias] if self.use_bias else [])
-
-    def _on_connectivity_loaded(self) -> None:
-        self._make_plan()
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -367,6 +464,7 @@ class BaseSparseConv(ConnectivityLayer):
                 "dilation_rate": self.dilation_rate,
                 **self._weight_options_config(),
                 "implementation": self.implementation,
+                "mutable_connectivity": self.mutable_connectivity,
             }
         )
         return config

@@ -2,63 +2,91 @@
 
 It owns the connectivity and everything about keeping it: the config entry
 (inline when small, otherwise a placeholder resolved from the saved
-weights), saving the indices and names next to the weights, and refusing
-to load weights saved for a different connectivity.
+weights or, within one process, from the layer it was cloned from), saving
+the indices and names next to the weights, refusing to load weights saved
+for a different connectivity, and replacing the connectivity during
+training for layers built with `mutable_connectivity=True`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import weakref
 from typing import Any
 
 import keras
 import numpy as np
 
 from keras_sparse.connectivity.connectivity import Connectivity, as_connectivity
+from keras_sparse.connectivity.serialization import read_from_store, write_to_store
 from keras_sparse.initializers.sparse_variance_scaling import SparseVarianceScaling
 
-__all__ = ["ConnectivityLayer"]
-
 # Connectivities whose compact encoding (indices + names) fits this budget
-# travel inside `get_config()`; larger ones only in the saved variables.
+# travel inside `get_config()`; larger ones only in the saved variables
+# (and, within one process, through `_SHARED` for clones).
 _CONFIG_INLINE_BYTES = 256 * 1024
 
+# Connectivities of live layers whose configs hold a placeholder, by key:
+# `clone_model`, `model_from_json(to_json())` and `copy.deepcopy` rebuild a
+# layer from its config in the same process and find it here.
+_SHARED: dict[str, list[Any]] = {}
 
-class _PendingConnectivity:
-    """Shape and nnz of a connectivity that arrives with the saved weights."""
 
-    def __init__(self, shape: Any, nnz: int, fingerprint: str | None):
-        self.shape = (int(shape[0]), int(shape[1]))
-        self.num_inputs, self.num_outputs = self.shape
-        self.nnz = int(nnz)
-        self.fingerprint = fingerprint
+def _share(layer: keras.layers.Layer, conn: Connectivity) -> str:
+    key = f"{conn.fingerprint()}:{id(conn):x}"
+    entry = _SHARED.setdefault(key, [conn, 0])
+    entry[1] += 1
+    weakref.finalize(layer, _unshare, key)
+    return key
 
-    def placeholder_config(self) -> dict[str, Any]:
-        return {
-            "stored_with_weights": True,
-            "shape": list(self.shape),
-            "nnz": self.nnz,
-            "fingerprint": self.fingerprint,
-        }
+
+def _unshare(key: str) -> None:
+    entry = _SHARED.get(key)
+    if entry is not None:
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _SHARED[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Declared:
+    """What a layer knows of its connectivity before it is loaded."""
+
+    shape: tuple[int, int]
+    nnz: int
+    fingerprint: str | None
+
+    @property
+    def density(self) -> float:
+        return self.nnz / (self.shape[0] * self.shape[1])
 
 
 class ConnectivityLayer(keras.layers.Layer):
     """Base layer holding a `Connectivity` (not public API).
 
-    Subclasses set `self._connectivity` through `_set_connectivity` in
-    `__init__`, list their saved variables in `_saved_variables()`, and
-    react to a connectivity loaded from a file in
-    `_on_connectivity_loaded()`.
+    Subclasses call `_init_connectivity` in `__init__`, list their saved
+    variables in `_saved_variables()`, build their plan in `_make_plan()`
+    (called when built with a connectivity and after one is loaded), and
+    reorder their values in `_reorder_values()` for `set_connectivity`.
     """
 
-    def _set_connectivity(self, connectivity: Any) -> None:
+    # ------------------------------------------------------------ connectivity
+    def _init_connectivity(self, connectivity: Any, mutable_connectivity: bool) -> None:
+        self.mutable_connectivity = bool(mutable_connectivity)
+        self._share_key: str | None = None
+        self._plan: Any = None
         if isinstance(connectivity, dict) and connectivity.get("stored_with_weights"):
-            self._connectivity: Connectivity | _PendingConnectivity = (
-                _PendingConnectivity(
-                    connectivity["shape"], connectivity["nnz"], connectivity.get("fingerprint")
-                )
+            shared = _SHARED.get(str(connectivity.get("key")))
+            self._connectivity: Connectivity | None = shared[0] if shared else None
+            self._declared = _Declared(
+                (int(connectivity["shape"][0]), int(connectivity["shape"][1])),
+                int(connectivity["nnz"]),
+                connectivity.get("fingerprint"),
             )
         else:
-            self._connectivity = as_connectivity(connectivity)
+            conn = as_connectivity(connectivity)
+            self._connectivity = conn
+            self._declared = _Declared(conn.shape, conn.nnz, None)
 
     def _set_weight_options(
         self,
@@ -99,17 +127,48 @@ class ConnectivityLayer(keras.layers.Layer):
             "bias_constraint": keras.constraints.serialize(self.bias_constraint),
         }
 
+    def _add_connectivity_variables(self, extra: dict[str, np.ndarray]) -> None:
+        """Creates the integer variables of a mutable connectivity and its
+        `kernel_mask` (called from `build` when `mutable_connectivity`)."""
+        nnz = self._declared.nnz
+        arrays = self._connectivity_arrays(self._connectivity) if self._connectivity else None
+        self._index_variables: dict[str, Any] = {}
+        for name, size in (("input_indices", nnz), ("output_indices", nnz), *extra.items()):
+            initial = arrays[name] if arrays is not None else np.zeros(size, np.int32)
+            self._index_variables[name] = self.add_weight(
+                name=name,
+                shape=(int(size),),
+                dtype="int32",
+                initializer=keras.initializers.Constant(initial)
+                if arrays is not None
+                else "zeros",
+                trainable=False,
+            )
+        self.kernel_mask = self.add_weight(
+            name="kernel_mask",
+            shape=(nnz,),
+            initializer="ones",
+            trainable=False,
+        )
+
+    def _connectivity_arrays(self, conn: Connectivity) -> dict[str, np.ndarray]:
+        """The values of the integer variables for `conn` (subclasses add)."""
+        return {
+            "input_indices": conn.input_indices.astype(np.int32),
+            "output_indices": conn.output_indices.astype(np.int32),
+        }
+
     # ------------------------------------------------------------- inspection
     @property
     def connectivity(self) -> Connectivity:
-        """The layer's `Connectivity` (immutable).
+        """The layer's current `Connectivity` (immutable).
 
         Raises:
-            RuntimeError: if the layer was rebuilt from a config whose
-                connectivity was too large to inline and no weights have
-                been loaded yet.
+            RuntimeError: if the layer was rebuilt in a new process from a
+                config whose connectivity was too large to inline and no
+                weights have been loaded yet.
         """
-        if not isinstance(self._connectivity, Connectivity):
+        if self._connectivity is None:
             raise RuntimeError(
                 f"Layer '{self.name}' was rebuilt from a config that does not "
                 "carry its connectivity (it was too large to inline); load the "
@@ -121,13 +180,128 @@ class ConnectivityLayer(keras.layers.Layer):
     @property
     def nnz(self) -> int:
         """Number of connections."""
-        return self._connectivity.nnz
+        return self._declared.nnz
+
+    # ----------------------------------------------------- changing connectivity
+    def set_connectivity(self, connectivity: Any, source: Any = None) -> np.ndarray:
+        """Replaces the connectivity during training (same shape and `nnz`).
+
+        Only for layers built with `mutable_connectivity=True`, whose
+        connection indices live in integer variables: nothing is retraced
+        or recompiled, on any backend. The values move with their
+        connections; new connections start at zero, and `kernel_mask` moves
+        with them (new connections active). Optimizer state is not touched:
+        remap it with the returned `source` (`keras_sparse.training` does).
+
+        Args:
+            connectivity: the new `Connectivity` (or anything
+                `as_connectivity` accepts), same shape and `nnz`.
+            source: optional `(nnz,)` integer array: `source[e]` is the
+                position in the current `kernel_values` whose value moves to
+                the new connection `e` (canonical order), `-1` for a new
+                connection. Default: connections present in both keep their
+                values, matched by `(input, output)`.
+
+        Returns:
+            The `source` used, an int64 array of shape `(nnz,)`.
+
+        Raises:
+            ValueError: if the layer is not built, was built with
+                `mutable_connectivity=False`, or the shape, `nnz` or `source`
+                do not fit.
+        """
+        if not self.mutable_connectivity:
+            raise ValueError(
+                f"Layer '{self.name}' has a fixed connectivity. Build it with "
+                f"`{type(self).__name__}(..., mutable_connectivity=True)` to change "
+                "its connections during training."
+            )
+        if not self.built:
+            raise ValueError(
+                f"Layer '{self.name}' is not built yet; call it on data (or "
+                "`build(input_shape)`) before replacing its connectivity."
+            )
+        new = as_connectivity(connectivity)
+        old = self.connectivity
+        if new.shape != old.shape or new.nnz != old.nnz:
+            raise ValueError(
+                "Received an invalid value for `connectivity`, expected the shape "
+                f"{old.shape} and nnz={old.nnz} of layer '{self.name}'. Received: "
+                f"connectivity of shape {new.shape} with nnz={new.nnz}."
+            )
+        if source is None:
+            source = _match(old, new)
+        source = np.asarray(source)
+        if (
+            source.shape != (new.nnz,)
+            or not np.issubdtype(source.dtype, np.integer)
+            or (source.size and (source.min() < -1 or source.max() >= old.nnz))
+        ):
+            raise ValueError(
+                "Received an invalid value for `source`, expected an integer array "
+                f"of shape ({new.nnz},) with entries in [-1, {old.nnz}). Received: "
+                f"array of shape {source.shape} and dtype {source.dtype}."
+            )
+        source = source.astype(np.int64)
+        keep = source >= 0
+        take = np.where(keep, source, 0)
+        values = keras.ops.convert_to_numpy(self.kernel_values)
+        moved = values[take]
+        moved[~keep] = 0
+        self.kernel_values.assign(moved)
+        mask = keras.ops.convert_to_numpy(self.kernel_mask)
+        self.kernel_mask.assign(np.where(keep, mask[take], 1).astype(mask.dtype))
+        self._assign_connectivity(new)
+        return source
+
+    def set_kernel_mask(self, mask: Any) -> None:
+        """Sets `kernel_mask`: connections where it is 0 are inactive.
+
+        An inactive connection contributes exactly 0 and gets a zero
+        gradient; its value stays stored. Only for layers built with
+        `mutable_connectivity=True`.
+
+        Args:
+            mask: `(nnz,)` array of 0/1 or booleans, canonical order.
+
+        Raises:
+            ValueError: for a fixed-connectivity layer or a wrong shape.
+        """
+        if not self.mutable_connectivity:
+            raise ValueError(
+                f"Layer '{self.name}' has no `kernel_mask`: build it with "
+                f"`{type(self).__name__}(..., mutable_connectivity=True)`."
+            )
+        mask = np.asarray(mask)
+        if mask.shape != (self.nnz,):
+            raise ValueError(
+                "Received an invalid value for `mask`, expected shape "
+                f"({self.nnz},). Received: mask of shape {mask.shape}."
+            )
+        self.kernel_mask.assign(mask.astype(self.kernel_mask.dtype))
+
+    def _assign_connectivity(self, conn: Connectivity) -> None:
+        self._connectivity = conn
+        if self.mutable_connectivity and self.built:
+            for name, array in self._connectivity_arrays(conn).items():
+                self._index_variables[name].assign(array)
+        if self._plan is None or not self.mutable_connectivity:
+            self._make_plan()
+
+    def _make_plan(self) -> None:
+        raise NotImplementedError
 
     # ---------------------------------------------------------- serialization
     def _connectivity_config(self) -> dict[str, Any]:
         conn = self._connectivity
-        if not isinstance(conn, Connectivity):
-            return conn.placeholder_config()
+        if conn is None:
+            declared = self._declared
+            return {
+                "stored_with_weights": True,
+                "shape": list(declared.shape),
+                "nnz": declared.nnz,
+                "fingerprint": declared.fingerprint,
+            }
         inline = conn.get_config()
         size = len(inline["data"]) + sum(
             len(n) + 4
@@ -137,55 +311,31 @@ class ConnectivityLayer(keras.layers.Layer):
         )
         if size <= _CONFIG_INLINE_BYTES:
             return inline
-        return _PendingConnectivity(conn.shape, conn.nnz, conn.fingerprint()).placeholder_config()
+        if self._share_key is None or _SHARED.get(self._share_key, [None])[0] is not conn:
+            self._share_key = _share(self, conn)
+        return {
+            "stored_with_weights": True,
+            "shape": list(conn.shape),
+            "nnz": conn.nnz,
+            "fingerprint": conn.fingerprint(),
+            "key": self._share_key,
+        }
 
     def _saved_variables(self) -> list[Any]:
         raise NotImplementedError
 
-    def _on_connectivity_loaded(self) -> None:
-        """Called after `load_own_variables` replaced the connectivity."""
-
     def save_own_variables(self, store: Any) -> None:
         for i, variable in enumerate(self._saved_variables()):
             store[str(i)] = variable
-        conn = self.connectivity
-        store["input_indices"] = np.asarray(conn.input_indices)
-        store["output_indices"] = np.asarray(conn.output_indices)
-        store["shape"] = np.asarray(conn.shape, dtype=np.int64)
-        for key, names in (
-            ("input_names", conn.input_names),
-            ("output_names", conn.output_names),
-        ):
-            if names is not None:
-                data, offsets = _encode_names(names)
-                store[f"{key}_utf8"] = data
-                store[f"{key}_offsets"] = offsets
+        if self.mutable_connectivity:
+            store["kernel_mask"] = self.kernel_mask
+        write_to_store(self.connectivity, store)
 
     def load_own_variables(self, store: Any) -> None:
         keys = set(store.keys())
-        if "input_indices" not in keys or "output_indices" not in keys:
-            raise ValueError(
-                f"The saved weights for layer '{self.name}' hold no connectivity "
-                "(no `input_indices`/`output_indices`); they were not written by a "
-                f"keras_sparse {type(self).__name__} layer."
-            )
-        shape = tuple(int(d) for d in np.asarray(store["shape"]))
-        names = {}
-        for key in ("input_names", "output_names"):
-            if f"{key}_utf8" in keys:
-                names[key] = _decode_names(
-                    np.asarray(store[f"{key}_utf8"]), np.asarray(store[f"{key}_offsets"])
-                )
-        saved = Connectivity(
-            np.asarray(store["input_indices"]),
-            np.asarray(store["output_indices"]),
-            shape=shape,  # type: ignore[arg-type]
-            input_names=names.get("input_names"),
-            output_names=names.get("output_names"),
-            empty_outputs="ignore",
-        )
+        saved = read_from_store(store, self.name, type(self).__name__)
         current = self._connectivity
-        if isinstance(current, Connectivity):
+        if current is not None and not self.mutable_connectivity:
             if not current.same_edges(saved):
                 raise ValueError(
                     f"Layer '{self.name}' has connectivity {current!r} but the "
@@ -205,39 +355,42 @@ class ConnectivityLayer(keras.layers.Layer):
                 current.input_names or saved.input_names,
                 current.output_names or saved.output_names,
             )
-        elif (
-            saved.shape != current.shape
-            or saved.nnz != current.nnz
-            or (current.fingerprint and saved.fingerprint() != current.fingerprint)
-        ):
-            raise ValueError(
-                f"Layer '{self.name}' expects a connectivity of shape "
-                f"{current.shape} with nnz={current.nnz} (fingerprint "
-                f"{current.fingerprint}) but the file holds {saved!r} "
-                f"(fingerprint {saved.fingerprint()})."
-            )
+        else:
+            declared = self._declared
+            if (
+                saved.shape != declared.shape
+                or saved.nnz != declared.nnz
+                or (declared.fingerprint and saved.fingerprint() != declared.fingerprint)
+            ):
+                raise ValueError(
+                    f"Layer '{self.name}' expects a connectivity of shape "
+                    f"{declared.shape} with nnz={declared.nnz} (fingerprint "
+                    f"{declared.fingerprint}) but the file holds {saved!r} "
+                    f"(fingerprint {saved.fingerprint()})."
+                )
         variables = self._saved_variables()
         missing = [str(i) for i in range(len(variables)) if str(i) not in keys]
         if missing:
             raise ValueError(
                 f"The saved weights for layer '{self.name}' lack variables {missing}."
             )
-        self._connectivity = saved
         for i, variable in enumerate(variables):
             variable.assign(store[str(i)])
-        self._on_connectivity_loaded()
+        if self.mutable_connectivity:
+            if "kernel_mask" in keys:
+                self.kernel_mask.assign(store["kernel_mask"])
+            else:
+                self.kernel_mask.assign(np.ones(self.nnz, dtype="float32"))
+        self._assign_connectivity(saved)
 
 
-def _encode_names(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    encoded = [n.encode("utf-8") for n in names]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    data = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
-    return data, offsets
-
-
-def _decode_names(data: np.ndarray, offsets: np.ndarray) -> list[str]:
-    raw = data.astype(np.uint8).tobytes()
-    return [
-        raw[offsets[k] : offsets[k + 1]].decode("utf-8") for k in range(offsets.size - 1)
-    ]
+def _match(old: Connectivity, new: Connectivity) -> np.ndarray:
+    """`source` that keeps the values of connections present in both."""
+    n_in = old.shape[0]
+    old_keys = old.output_indices.astype(np.int64) * n_in + old.input_indices
+    new_keys = new.output_indices.astype(np.int64) * n_in + new.input_indices
+    pos = np.searchsorted(old_keys, new_keys)  # canonical order: sorted keys
+    pos = np.minimum(pos, max(old_keys.size - 1, 0))
+    found = old_keys.size > 0
+    hit = (old_keys[pos] == new_keys) if found else np.zeros(new_keys.size, bool)
+    return np.where(hit, pos, -1).astype(np.int64)

@@ -37,14 +37,20 @@ class SparseConv3D(BaseSparseConv):
             regularizers and constraints act on `kernel_values`,
             shape `(nnz, prod(kernel_size))`.
         implementation: `"auto"`, `"dense"` or `"grouped"`.
+        mutable_connectivity: bool (default False). With True the
+            connection indices live in integer variables and a
+            `kernel_mask` is kept, so that `set_connectivity` (sparse
+            training, `keras_sparse.training`) can move connections without
+            retracing; the layer then always runs `"dense"`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Input shape:
-        2-D float tensor (batch, depth, height, width, channels) for channels_last (channels second
-        for channels_first).
+        5D tensor (batch, depth, height, width, channels) for `"channels_last"` (channels
+        second for `"channels_first"`), any float dtype, or an integer dtype
+        (cast to the layer's compute dtype, as Keras does).
 
     Output shape:
-        2-D tensor (batch, new_depth, new_height, new_width, filters) (channels_last).
+        5D tensor (batch, new_depth, new_height, new_width, filters) (`"channels_last"`).
 
     Raises:
         ValueError: for a non-positive `filters`, a `filters` that differs
@@ -84,6 +90,7 @@ class SparseConv3D(BaseSparseConv):
         kernel_constraint: Any = None,
         bias_constraint: Any = None,
         implementation: str = "auto",
+        mutable_connectivity: bool = False,
         **kwargs: Any,
     ):
         super().__init__(
@@ -105,5 +112,6 @@ class SparseConv3D(BaseSparseConv):
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
             implementation=implementation,
+            mutable_connectivity=mutable_connectivity,
             **kwargs,
         )

@@ -8,79 +8,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sparse.connectivity.connectivity import Connectivity
 from keras_sparse.initializers.sparse_variance_scaling import kernel_values_initializer
 from keras_sparse.layers.connectivity_layer import ConnectivityLayer
-from keras_sparse.ops import csr_cpu
-from keras_sparse.ops import portable as _kernels
-from keras_sparse.ops import tf_densify
-from keras_sparse.ops.csr_backend import csr_available, make_csr_matmul
+from keras_sparse.ops import backend, csr_cpu
+from keras_sparse.ops.plan import IMPLEMENTATIONS, choose_implementation, make_plan
 
-__all__ = ["SparseDense"]
-
-IMPLEMENTATIONS = ("auto", "sparse", "csr", "dense")
+__all__ = ["SparseDense", "choose_implementation"]
 
 # `kernel` refuses to materialize more dense entries than this.
 _MAX_DENSE_KERNEL_ENTRIES = 1 << 28
-
-
-# Measured crossovers (9180 -> 230, batch 256, training step, 2 CPU cores;
-# docs/benchmarks.md). Without the compiled kernel: the portable sparse
-# kernel up to this density, the dense one above.
-_SPARSE_DENSITY_THRESHOLD = {"tensorflow": 0.01, "jax": 0.005, "torch": 0.002}
-# With the compiled CPU kernel: portable sparse up to the first density,
-# csr up to the second, dense above.
-_CSR_MAX_DENSITY = {"tensorflow": 0.25, "jax": 0.2, "torch": 0.25}
-# Above this many entries the dense kernel is never formed.
-_MAX_AUTO_DENSE_ENTRIES = 1 << 24
-
-
-def choose_implementation(
-    connectivity: Connectivity, backend: str | None = None, csr: bool | None = None
-) -> str:
-    """The kernel that `implementation="auto"` runs for a connectivity.
-
-    The rule comes from `benchmarks/` (training step on 2 CPU cores, see
-    `docs/benchmarks.md`); nothing is timed at run time.
-
-    With the compiled CPU kernel available (Numba, CPU placement):
-
-    - TensorFlow: `"csr"` up to 25 % density, `"dense"` above;
-    - JAX: `"csr"` up to 20 %, `"dense"` above;
-    - PyTorch: `"csr"` up to 25 %, `"dense"` above.
-
-    (The portable `"sparse"` kernel is within 10 % of `"csr"` only for tiny
-    problems, such as 0.1 % of 9180 x 230 at batch 32 on JAX, and 2-10x
-    slower once `nnz * batch` grows, so it is not picked with `"csr"`
-    available.)
-
-    Without it (GPU, or no Numba): `"sparse"` up to 1 % (TensorFlow),
-    0.5 % (JAX), 0.2 % (PyTorch), `"dense"` above. In every case a layer
-    whose dense kernel would exceed 2**24 entries (64 MiB in float32) never
-    uses `"dense"`.
-
-    Args:
-        connectivity: the layer's `Connectivity`.
-        backend: `"tensorflow"`, `"jax"` or `"torch"`; default the current
-            Keras backend.
-        csr: whether the compiled kernel is available; default: detected.
-
-    Returns:
-        `"sparse"`, `"csr"` or `"dense"`.
-    """
-    backend = backend or keras.backend.backend()
-    if csr is None:
-        csr = csr_available(backend)
-    density = connectivity.density
-    n_in, n_out = connectivity.shape
-    too_big = n_in * n_out > _MAX_AUTO_DENSE_ENTRIES
-    if csr:
-        csr_max = _CSR_MAX_DENSITY.get(backend, 0.25)
-        return "csr" if density <= csr_max or too_big else "dense"
-    if too_big:
-        return "sparse"
-    threshold = _SPARSE_DENSITY_THRESHOLD.get(backend, 0.002)
-    return "sparse" if density <= threshold else "dense"
 
 
 @keras.saving.register_keras_serializable(package="keras_sparse")
@@ -178,6 +114,7 @@ class SparseDense(ConnectivityLayer):
         kernel_constraint: Any = None,
         bias_constraint: Any = None,
         implementation: str = "auto",
+        mutable_connectivity: bool = False,
         **kwargs: Any,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
@@ -193,19 +130,18 @@ class SparseDense(ConnectivityLayer):
                 "Received an invalid value for `implementation`, expected one of "
                 f"{IMPLEMENTATIONS}. Received: implementation={implementation!r}"
             )
-        if implementation == "csr" and not csr_available():
+        if implementation == "csr" and not backend.csr_available():
             raise NotImplementedError(
                 "implementation='csr' (compiled CPU kernels) is not available on the "
-                f"{keras.backend.backend()!r} backend here: it needs Numba and a CPU "
+                f"{backend.NAME!r} backend here: it needs Numba and a CPU "
                 "placement (no GPU). Use implementation='auto' or 'sparse'."
             )
-        self._set_connectivity(connectivity)
-        if self._connectivity.num_outputs != units:
+        self._init_connectivity(connectivity, mutable_connectivity)
+        if self._declared.shape[1] != units:
             raise ValueError(
                 f"`units` must equal `connectivity.num_outputs`. Received: "
                 f"units={units}, connectivity of shape "
-                f"{self._connectivity.shape} (num_outputs="
-                f"{self._connectivity.num_outputs})."
+                f"{self._declared.shape} (num_outputs={self._declared.shape[1]})."
             )
         self.units = int(units)
         self._set_weight_options(
@@ -220,22 +156,21 @@ class SparseDense(ConnectivityLayer):
         )
         self.implementation = implementation
         self.input_spec = keras.layers.InputSpec(
-            min_ndim=2, axes={-1: self._connectivity.num_inputs}
+            min_ndim=2, axes={-1: self._declared.shape[0]}
         )
         self.supports_masking = True
-        self._index_arrays: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape: Any) -> None:
         num_inputs = input_shape[-1]
-        if num_inputs != self._connectivity.num_inputs:
+        if num_inputs != self._declared.shape[0]:
             raise ValueError(
                 "The last axis of the input must match "
-                f"`connectivity.num_inputs`={self._connectivity.num_inputs}. "
+                f"`connectivity.num_inputs`={self._declared.shape[0]}. "
                 f"Received input shape {tuple(input_shape)}."
             )
-        nnz = self._connectivity.nnz
-        if isinstance(self._connectivity, Connectivity):
+        nnz = self._declared.nnz
+        if self._connectivity is not None:
             initializer = kernel_values_initializer(
                 self.kernel_initializer, self._connectivity
             )
@@ -258,79 +193,65 @@ class SparseDense(ConnectivityLayer):
             )
         else:
             self.bias = None
-        self._make_plan()
+        if self.mutable_connectivity:
+            extra = {}
+            if self._resolve() == "csr":
+                extra = {"indptr": num_inputs + 1, "indices": nnz, "perm": nnz}
+            self._add_connectivity_variables(extra)
+        if self._connectivity is not None:
+            self._make_plan()
+
+    def _resolve(self) -> str:
+        if self.implementation != "auto":
+            return self.implementation
+        return choose_implementation(self._declared, dtype=self.compute_dtype)
+
+    def _connectivity_arrays(self, conn: Any) -> dict[str, np.ndarray]:
+        arrays = super()._connectivity_arrays(conn)
+        if "indptr" in getattr(self, "_index_variables", {}) or (
+            self.mutable_connectivity and self._resolve() == "csr"
+        ):
+            csr = csr_cpu.CSRPlan.from_connectivity(conn, all_inputs_active=True)
+            arrays.update(indptr=csr.indptr, indices=csr.indices, perm=csr.perm)
+        return arrays
 
     def _make_plan(self) -> None:
-        conn = self._connectivity
-        self._csr_matmul = None
-        if not isinstance(conn, Connectivity):
-            self._index_arrays = None
-            return
-        if self.resolved_implementation == "csr":
-            self._csr_matmul = make_csr_matmul(csr_cpu.CSRPlan(conn))
-            # tf.numpy_function cannot be compiled by XLA.
-            self.supports_jit = keras.backend.backend() != "tensorflow"
-        rows, cols = conn.input_indices, conn.output_indices
-        full = conn.nnz == conn.num_inputs * conn.num_outputs
-        self._index_arrays = (rows, cols, None if full else np.stack([rows, cols], axis=1))
-
-    def _indices(self) -> tuple[Any, Any, Any]:
-        # NumPy arrays are converted at each call: under tf.function and
-        # jax.jit they become constants of the traced program (a tensor
-        # cached from an earlier trace would leak out of it), and on PyTorch
-        # the conversion shares memory.
-        if self._index_arrays is None:
-            _ = self.connectivity  # raises the explanatory RuntimeError
-        assert self._index_arrays is not None
-        return tuple(  # type: ignore[return-value]
-            None if a is None else ops.convert_to_tensor(a) for a in self._index_arrays
-        )
+        sources = self._index_variables if self.mutable_connectivity else None
+        self._plan = make_plan(self.connectivity, self._resolve(), sources)
 
     def _saved_variables(self) -> list[Any]:
         return [self.kernel_values] + ([self.bias] if self.use_bias else [])
 
-    def _on_connectivity_loaded(self) -> None:
-        self._make_plan()
-
     # ------------------------------------------------------------------- call
-    def call(self, inputs: Any, training: bool | None = None) -> Any:
-        return self._compute(inputs, self.kernel_values, self.bias, training)
-
-    def _compute(
-        self, inputs: Any, kernel_values: Any, bias: Any, training: bool | None = None
-    ) -> Any:
-        """The layer's function of explicit tensors (used by `call`).
-
-        `training=False` (inference, e.g. `predict`) lets the `csr` kernel
-        skip what only the gradient needs; results are the same.
-        """
-        rows, cols, pairs = self._indices()
-        values = ops.cast(kernel_values, inputs.dtype)
-        shape = self._connectivity.shape
-        impl = self.resolved_implementation
-        x = inputs
+    def call(self, inputs: Any) -> Any:
+        if self._plan is None:
+            _ = self.connectivity  # raises the explanatory RuntimeError
+        plan = self._plan
+        # Sparse inputs (tf.SparseTensor, JAX BCOO, torch sparse) are
+        # densified; integer inputs are cast: the layer computes in its
+        # compute dtype, as `Dense` does.
+        x = backend.dense_input(inputs)
+        dtype = self.compute_dtype
+        x = ops.cast(x, dtype)
+        values = ops.cast(self.kernel_values, dtype)
+        if self.mutable_connectivity:
+            values = values * ops.cast(self.kernel_mask, dtype)
+        n_in = self._declared.shape[0]
         batch_shape = None
-        if len(inputs.shape) != 2:
-            batch_shape = ops.shape(inputs)[:-1]
-            x = ops.reshape(inputs, (-1, shape[0]))
-        if impl == "dense":
-            if pairs is not None and keras.backend.backend() == "tensorflow":
-                # Benchmarked fast path (keras_sparse/ops/tf_densify.py).
-                outputs = ops.matmul(x, tf_densify.densify(values, self._index_arrays[2], shape))
-            else:
-                outputs = _kernels.masked_dense_matmul(x, values, pairs, shape)
-        elif impl == "csr":
-            # The compiled kernels run in float32 (also under mixed precision).
-            outputs = self._csr_matmul(
-                ops.cast(x, "float32"), ops.cast(values, "float32"), save_x=training is not False
+        if len(x.shape) != 2:
+            batch_shape = ops.shape(x)[:-1]
+            x = ops.reshape(x, (-1, n_in))
+        if plan.implementation == "csr" and dtype in ("float16", "bfloat16"):
+            # The compiled kernels compute in float32 (mixed precision).
+            outputs = ops.cast(
+                plan.matmul(ops.cast(x, "float32"), ops.cast(values, "float32")), dtype
             )
-            outputs = ops.cast(outputs, inputs.dtype)
         else:
-            outputs = _kernels.sparse_matmul(x, values, rows, cols, self.units)
+            outputs = plan.matmul(x, values)
         if batch_shape is not None:
             outputs = ops.reshape(outputs, tuple(batch_shape) + (self.units,))
-        if bias is not None:
-            outputs = ops.add(outputs, ops.cast(bias, outputs.dtype))
+        if self.bias is not None:
+            outputs = ops.add(outputs, ops.cast(self.bias, dtype))
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
@@ -341,30 +262,36 @@ class SparseDense(ConnectivityLayer):
     # ------------------------------------------------------------- inspection
     @property
     def resolved_implementation(self) -> str:
-        """`"sparse"` or `"dense"`: the kernel this layer runs."""
-        if self.implementation != "auto":
-            return self.implementation
-        return choose_implementation(self.connectivity)
+        """`"sparse"`, `"csr"` or `"dense"`: the kernel this layer runs."""
+        if self._plan is not None:
+            return str(self._plan.implementation)
+        return self._resolve()
 
     @property
     def kernel(self) -> Any:
         """The effective dense `(num_inputs, units)` kernel, zeros where absent.
 
         For inspection: it is built on request (never on the sparse path).
+        With `mutable_connectivity`, inactive connections (`kernel_mask`
+        0) are zero.
 
         Raises:
             ValueError: if the dense kernel would exceed 2**28 entries;
                 use `kernel_values` or `edge_table()` instead.
         """
-        n_in, n_out = self._connectivity.shape
+        n_in, n_out = self._declared.shape
         if n_in * n_out > _MAX_DENSE_KERNEL_ENTRIES:
             raise ValueError(
                 f"The dense kernel of layer '{self.name}' would have "
                 f"{n_in * n_out:,} entries; use `kernel_values` (the {self.nnz:,} "
                 "stored weights) or `edge_table()` instead."
             )
-        _, _, pairs = self._indices()
-        return _kernels.densify(self.kernel_values, pairs, (n_in, n_out))
+        if self._plan is None:
+            _ = self.connectivity  # raises the explanatory RuntimeError
+        values = ops.convert_to_tensor(self.kernel_values)
+        if self.mutable_connectivity:
+            values = values * ops.convert_to_tensor(self.kernel_mask)
+        return self._plan.densify(values)
 
     def edge_table(self) -> Any:
         """One row per connection: `input`, `output`, `weight` (+ indices).
@@ -388,6 +315,7 @@ class SparseDense(ConnectivityLayer):
                 "connectivity": self._connectivity_config(),
                 **self._weight_options_config(),
                 "implementation": self.implementation,
+                "mutable_connectivity": self.mutable_connectivity,
             }
         )
         return config

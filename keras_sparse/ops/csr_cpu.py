@@ -15,10 +15,13 @@ stays in cache, so every connection is one vectorized multiply-add over the
 block's samples and no transposed copy of `x`, `dy` or `dx` is ever
 written to memory. Inputs without a connection are skipped. Threads own
 disjoint sample blocks (forward, input gradient) or disjoint inputs (value
-gradient), so no two threads write the same memory. Where it pays
-(`CSRPlan.saves_x`), the forward pass also writes the active columns of
-`x`, transposed, so that the value gradient is contiguous dot products. Memory beyond the
+gradient), so no two threads write the same memory. Memory beyond the
 arrays handed in and out is `O(num_outputs * block)` per thread.
+
+The three products are named as in sparse linear algebra: `spmm` (sparse
+times dense, `x @ W`), `spmm_t` (`dy @ W.T`) and `sddmm` (sampled
+dense-dense product). Each is the derivative of the other two (see
+`keras_sparse.ops.backend`), so gradients of any order use the same kernels.
 
 Measured against the previous transposed-copy kernels and SciPy in
 `benchmarks/` (docs/benchmarks.md).
@@ -38,8 +41,12 @@ except ImportError:  # pragma: no cover - exercised only without numba
     numba = None
     _HAVE_NUMBA = False
 
-__all__ = ["available", "CSRPlan", "forward", "input_grad", "values_grad", "values_grad_saved"]
+__all__ = ["available", "CSRPlan", "spmm", "spmm_t", "sddmm"]
 
+# Numba's fast-math flags without `nnan`/`ninf`: NaN and inf propagate as
+# IEEE arithmetic says, so a non-finite input reaches exactly the outputs it
+# is connected to, on every kernel (tests/layers/test_dense_parity.py).
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # Inputs transposed together into the cache-resident tile.
 _TILE = 16
 # Largest sample block: `num_outputs * block` accumulators per thread.
@@ -52,12 +59,10 @@ def available() -> bool:
 
 
 if _HAVE_NUMBA:
-    @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _forward(x, indptr, indices, values, active, n_out, blk, out, xt):  # pragma: no cover
+    @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
+    def _forward(x, indptr, indices, values, active, n_out, blk, out):  # pragma: no cover
         # out[b, o] = sum over connections (i -> o) of values * x[b, i]; input-major
         # CSR (indptr/indices/values by input), `active` = inputs with connections.
-        # If `xt` has rows, xt[a, b] = x[b, active[a]] is written on the way.
-        save = xt.shape[0] > 0
         batch = x.shape[0]
         n_active = active.size
         for bb in numba.prange((batch + blk - 1) // blk):
@@ -71,9 +76,6 @@ if _HAVE_NUMBA:
                     xr = x[b0 + t]
                     for j in range(na):
                         tile[j, t] = xr[active[a0 + j]]
-                if save:
-                    for j in range(na):
-                        xt[a0 + j, b0:b0 + nb] = tile[j]
                 for j in range(na):
                     i = active[a0 + j]
                     xs = tile[j]
@@ -87,7 +89,7 @@ if _HAVE_NUMBA:
                 for o in range(n_out):
                     orow[o] = acc[o, t]
 
-    @numba.njit(parallel=True, fastmath=True, cache=True)
+    @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
     def _input_grad(dy, indptr, indices, values, n_in, blk, out):  # pragma: no cover
         # out[b, i] = sum over connections (i -> o) of values * dy[b, o]
         batch, n_out = dy.shape
@@ -115,7 +117,7 @@ if _HAVE_NUMBA:
                     for j in range(ni):
                         orow[i0 + j] = tile[j, t]
 
-    @numba.njit(parallel=True, fastmath=True, cache=True)
+    @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
     def _values_grad(x, dy, indptr, indices, perm, active, blk, n_chunks, out):  # pragma: no cover
         # out[perm[k]] = sum_b x[b, i] * dy[b, indices[k]] for connection k of input i.
         batch = x.shape[0]
@@ -155,146 +157,140 @@ if _HAVE_NUMBA:
                             out[perm[k]] += s
 
 
-    @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _values_grad_saved(xt, dy, indptr, indices, perm, active, n_chunks, out):  # pragma: no cover
-        # As _values_grad, from xt[a, b] = x[b, active[a]] saved by _forward:
-        # every connection is one contiguous dot product over the batch.
-        batch, n_out = dy.shape
-        if batch == 0:
-            out[:] = 0
-            return
-        dyt = np.empty((n_out, batch), dtype=dy.dtype)
-        for o in numba.prange(n_out):
-            for t in range(batch):
-                dyt[o, t] = dy[t, o]
-        n_active = active.size
-        size = (n_active + n_chunks - 1) // n_chunks
-        for c in numba.prange(n_chunks):
-            for a in range(c * size, min((c + 1) * size, n_active)):
-                i = active[a]
-                xs = xt[a]
-                for k in range(indptr[i], indptr[i + 1]):
-                    d = dyt[indices[k]]
-                    s = xs[0] * 0
-                    for t in range(batch):
-                        s += xs[t] * d[t]
-                    out[perm[k]] = s
-
-
 class CSRPlan:
-    """A connectivity laid out for the kernels (built once per layer).
+    """A connectivity laid out for the kernels (built once per connectivity).
 
     Attributes:
         shape: `(num_inputs, num_outputs)`.
         index_dtype: int32, or int64 when `nnz >= 2**31`.
-        in_indptr: `(num_inputs + 1,)` CSR pointers of `W` (by input).
-        in_indices: `(nnz,)` output of each connection, in input-major order.
-        in_perm: `(nnz,)` canonical (output-major) position of each
-            input-major connection: `values[in_perm]` is input-major.
-        active: inputs that have at least one connection, ascending.
-        saves_x: whether the layer's forward pass keeps `x[:, active].T`
-            for the value gradient (`forward(..., save_x=True)`,
-            `values_grad_saved`).
+        indptr: `(num_inputs + 1,)` CSR pointers of `W` (by input).
+        indices: `(nnz,)` output of each connection, in input-major order.
+        perm: `(nnz,)` canonical (output-major) position of each input-major
+            connection: `values[perm]` is input-major.
+        active: inputs that have at least one connection, ascending (all
+            inputs with `all_inputs_active=True`, which keeps the array's size
+            fixed when the connectivity may change).
     """
 
-    def __init__(self, connectivity: Any) -> None:
-        n_in, n_out = connectivity.shape
+    def __init__(
+        self,
+        input_indices: np.ndarray,
+        output_indices: np.ndarray,
+        shape: tuple[int, int],
+        all_inputs_active: bool = False,
+    ) -> None:
+        n_in, n_out = int(shape[0]), int(shape[1])
+        nnz = int(np.asarray(input_indices).size)
         # int32 indices (and pointers) whenever they fit: half the memory, and
-        # what JAX passes without 64-bit mode (keras_sparse.ops.xla_ffi).
-        index = np.int32 if connectivity.nnz < 2**31 else np.int64
+        # what JAX passes without 64-bit mode (the XLA FFI kernels).
+        index = np.int32 if nnz < 2**31 else np.int64
         self.index_dtype = np.dtype(index)
         self.shape = (n_in, n_out)
-        rows = connectivity.input_indices.astype(index)
-        cols = connectivity.output_indices.astype(index)
+        rows = np.asarray(input_indices).astype(index)
+        cols = np.asarray(output_indices).astype(index)
         order = np.lexsort((cols, rows))
-        self.in_perm = order.astype(index)
-        self.in_indices = cols[order]
-        self.in_indptr = np.zeros(n_in + 1, dtype=index)
-        np.cumsum(connectivity.fan_out, out=self.in_indptr[1:])
-        self.active = np.flatnonzero(connectivity.fan_out).astype(index)
-        # The forward pass saves x's active columns (transposed, `len(active)
-        # * batch` floats: up to one more copy of x per layer, kept until the
-        # backward pass; not during inference) for the value gradient, which
-        # then runs contiguous dot products instead of gathering them from x
-        # again, when that pays for the extra writes (benchmarks/, kernel
-        # times at batch 256): few inputs have a connection (at most a
-        # quarter: x is mostly skipped), or inputs have many connections each
-        # (at least 32 on average: the gradient is compute-bound). 9180 x 230:
-        # 0.1 % fwd + value grad 0.71 -> 0.54 ms, 20 % 17.2 -> 15.5 ms; 1 % and
-        # 200,000 x 20,000 with 2M connections gain nothing and do not save.
-        self.saves_x = bool(
-            4 * self.active.size <= n_in or connectivity.nnz >= 32 * max(1, self.active.size)
+        self.perm = order.astype(index)
+        self.indices = cols[order]
+        fan_out = np.bincount(rows, minlength=n_in)
+        self.indptr = np.zeros(n_in + 1, dtype=index)
+        np.cumsum(fan_out, out=self.indptr[1:])
+        if all_inputs_active:
+            self.active = np.arange(n_in, dtype=index)
+        else:
+            self.active = np.flatnonzero(fan_out).astype(index)
+
+    @classmethod
+    def from_connectivity(cls, connectivity: Any, all_inputs_active: bool = False) -> CSRPlan:
+        return cls(
+            connectivity.input_indices,
+            connectivity.output_indices,
+            connectivity.shape,
+            all_inputs_active,
         )
 
     @property
     def nnz(self) -> int:
-        return int(self.in_indices.size)
+        return int(self.indices.size)
 
-    def block(self, batch: int) -> int:
-        """Samples per block (forward, input gradient): enough blocks for
-        every thread, at most 128."""
-        threads = max(1, numba.get_num_threads())
-        return int(min(_MAX_BLOCK, max(8, -(-batch // threads))))
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`(indptr, indices, perm, active)`, the index operands of the kernels."""
+        return self.indptr, self.indices, self.perm, self.active
 
 
-    def values_block(self, batch: int) -> int:
-        """Samples per block of the value gradient: long dot products."""
-        return int(max(1, min(batch, 256)))
+def block(batch: int) -> int:
+    """Samples per block (`spmm`, `spmm_t`): enough blocks for every thread,
+    at most 128."""
+    threads = max(1, numba.get_num_threads())
+    return int(min(_MAX_BLOCK, max(8, -(-batch // threads))))
 
-    def chunks(self) -> int:
-        """Input chunks of the value gradient (threads own chunks)."""
-        return 4 * max(1, numba.get_num_threads())
+
+def sddmm_block(batch: int) -> int:
+    """Samples per block of `sddmm`: long dot products."""
+    return int(max(1, min(batch, 256)))
+
+
+def chunks() -> int:
+    """Input chunks of `sddmm` (threads own chunks)."""
+    return 4 * max(1, numba.get_num_threads())
 
 
 def _c(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def forward(plan: CSRPlan, x: np.ndarray, values: np.ndarray, save_x: bool = False) -> Any:
+def spmm(
+    x: np.ndarray,
+    values: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    perm: np.ndarray,
+    active: np.ndarray,
+    num_outputs: int,
+) -> np.ndarray:
     """`x @ W`: `x` `(batch, num_inputs)` -> `(batch, num_outputs)`.
 
-    With `save_x`, returns `(x @ W, xt)` where `xt[a, b] = x[b, active[a]]`
-    `(len(plan.active), batch)`, for `values_grad_saved`.
+    `values` `(nnz,)` in canonical order; the index arrays as in `CSRPlan`.
+    Float32 or float64 (the result has `x`'s dtype).
     """
     x = _c(x)
-    out = np.empty((x.shape[0], plan.shape[1]), dtype=x.dtype)
-    rows = plan.active.size if save_x else 0
-    xt = np.empty((rows, x.shape[0] if save_x else 0), dtype=x.dtype)
-    _forward(
-        x, plan.in_indptr, plan.in_indices, _c(values[plan.in_perm]), plan.active,
-        plan.shape[1], plan.block(x.shape[0]), out, xt,
-    )
-    return (out, xt) if save_x else out
+    out = np.empty((x.shape[0], int(num_outputs)), dtype=x.dtype)
+    v = _c(np.asarray(values, dtype=x.dtype)[perm])
+    _forward(x, indptr, indices, v, active, int(num_outputs), block(x.shape[0]), out)
+    return out
 
 
-def input_grad(plan: CSRPlan, dy: np.ndarray, values: np.ndarray) -> np.ndarray:
+def spmm_t(
+    dy: np.ndarray,
+    values: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    perm: np.ndarray,
+    num_inputs: int,
+) -> np.ndarray:
     """`dy @ W.T`: `dy` `(batch, num_outputs)` -> `(batch, num_inputs)`."""
     dy = _c(dy)
-    out = np.empty((dy.shape[0], plan.shape[0]), dtype=dy.dtype)
-    _input_grad(
-        dy, plan.in_indptr, plan.in_indices, _c(values[plan.in_perm]), plan.shape[0],
-        plan.block(dy.shape[0]), out,
-    )
+    out = np.empty((dy.shape[0], int(num_inputs)), dtype=dy.dtype)
+    v = _c(np.asarray(values, dtype=dy.dtype)[perm])
+    _input_grad(dy, indptr, indices, v, int(num_inputs), block(dy.shape[0]), out)
     return out
 
 
-def values_grad(plan: CSRPlan, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """`dvalues[e] = sum_b x[b, i_e] * dy[b, j_e]` -> `(nnz,)`, canonical order."""
-    x, dy = _c(x), _c(dy)
-    # The kernel writes every entry (zero for an empty batch).
-    out = np.empty(plan.in_indices.size, dtype=x.dtype)
+def sddmm(
+    x: np.ndarray,
+    dy: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    perm: np.ndarray,
+    active: np.ndarray,
+) -> np.ndarray:
+    """`out[e] = sum_b x[b, i_e] * dy[b, j_e]` -> `(nnz,)`, canonical order.
+
+    The gradient of `sum(spmm(x, values) * dy)` with respect to `values`.
+    """
+    x, dy = _c(x), _c(np.asarray(dy, dtype=x.dtype))
+    out = np.zeros(perm.size, dtype=x.dtype)
     _values_grad(
-        x, dy, plan.in_indptr, plan.in_indices, plan.in_perm, plan.active,
-        plan.values_block(x.shape[0]), plan.chunks(), out,
-    )
-    return out
-
-
-def values_grad_saved(plan: CSRPlan, xt: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """`values_grad` from the `xt` that `forward(..., save_x=True)` returned."""
-    xt, dy = _c(xt), _c(dy)
-    out = np.empty(plan.in_indices.size, dtype=dy.dtype)
-    _values_grad_saved(
-        xt, dy, plan.in_indptr, plan.in_indices, plan.in_perm, plan.active, plan.chunks(), out
+        x, dy, indptr, indices, perm, active, sddmm_block(x.shape[0]), chunks(), out
     )
     return out

@@ -11,7 +11,9 @@ from typing import Any
 
 from keras import ops
 
-__all__ = ["sparse_matmul", "masked_dense_matmul", "densify"]
+from keras_sparse.ops import backend
+
+__all__ = ["sparse_matmul", "csr_matmul", "masked_dense_matmul", "densify"]
 
 
 def sparse_matmul(
@@ -32,7 +34,7 @@ def sparse_matmul(
         x: `(batch, num_inputs)` float tensor.
         values: `(nnz,)` tensor of the stored values, same dtype as `x`.
         input_indices: `(nnz,)` int32/int64 tensor.
-        output_indices: `(nnz,)` int32/int64 tensor, sorted ascending.
+        output_indices: `(nnz,)` int32/int64 tensor.
         num_outputs: Python int.
 
     Returns:
@@ -41,8 +43,32 @@ def sparse_matmul(
     # (nnz, batch): each connection reads one input across the batch.
     gathered = ops.take(ops.transpose(x), input_indices, axis=0)
     weighted = gathered * ops.expand_dims(values, 1)
-    summed = ops.segment_sum(weighted, output_indices, num_segments=num_outputs)
+    summed = backend.segment_sum(weighted, output_indices, num_outputs)
     return ops.transpose(summed)
+
+
+def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:
+    """`x @ W` from the CSR index operands of `keras_sparse.ops.csr_cpu`.
+
+    The portable twin of the compiled kernels (same operands, same result):
+    what a backend runs where they cannot, e.g. under XLA compilation or
+    when exporting.
+
+    Args:
+        x: `(batch, num_inputs)` float tensor.
+        values: `(nnz,)` tensor in canonical order, `x`'s dtype.
+        arrays: `(indptr, indices, perm, active)` of a `csr_cpu.CSRPlan`.
+        shape: `(num_inputs, num_outputs)`.
+
+    Returns:
+        `(batch, num_outputs)` tensor of `x`'s dtype.
+    """
+    indptr, indices, perm, _active = arrays
+    nnz = perm.shape[0]
+    # Input of each input-major connection, with a static shape (nnz,).
+    rows = ops.searchsorted(indptr, ops.arange(nnz, dtype=indptr.dtype), side="right") - 1
+    v = ops.take(values, perm, axis=0)
+    return sparse_matmul(x, v, rows, indices, shape[1])
 
 
 def densify(values: Any, indices: Any, shape: tuple[int, int]) -> Any:
@@ -75,4 +101,4 @@ def masked_dense_matmul(x: Any, values: Any, indices: Any, shape: tuple[int, int
         # 2-D only: TensorFlow's gradient of an ellipsis einsum is ~100x
         # slower than this one.
         return ops.einsum("bi,oi->bo", x, ops.reshape(values, (shape[1], shape[0])))
-    return ops.matmul(x, densify(values, indices, shape))
+    return backend.matmul(x, densify(values, indices, shape))

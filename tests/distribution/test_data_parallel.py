@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import BACKEND
+from helpers import BACKEND
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "_data_parallel_script.py")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from conftest import gradients, to_numpy
+from helpers import apply, gradients, to_numpy
 from keras_sparse import Connectivity
 from keras_sparse.connectivity import (
     block_diagonal_connectivity,
@@ -106,13 +106,7 @@ def test_gradients_match_numpy(name):
     g = np.random.default_rng(3).standard_normal((2, 5, 5, 16)).astype("float32")
 
     def loss(values):
-        kernel = layer._kernel_from_values(values, layer._plan["index"])
-        xx = ops.convert_to_tensor(x)
-        if layer._plan.get("input_order") is not None:
-            xx = ops.take(xx, ops.convert_to_tensor(layer._plan["input_order"]), axis=-1)
-        y = ops.conv(xx, kernel)
-        if layer._plan.get("output_inverse") is not None:
-            y = ops.take(y, ops.convert_to_tensor(layer._plan["output_inverse"]), axis=-1)
+        y = apply(layer, ops.convert_to_tensor(x), values)
         return ops.sum(y * ops.convert_to_tensor(g))
 
     (gv,) = gradients(loss, ops.convert_to_tensor(to_numpy(layer.kernel_values)))
@@ -212,17 +206,15 @@ def test_auto_rule():
 
 
 @pytest.mark.parametrize("mode", ["native", "split"])
-def test_grouped_modes_agree_with_dense(mode):
-    import keras_sparse.layers.base_sparse_conv as base
+def test_grouped_modes_agree_with_dense(mode, monkeypatch):
+    from keras_sparse.ops import backend
 
     conn = CONNS["permuted_groups"]()
     x = np.random.default_rng(4).standard_normal((2, 9, 9, 6)).astype("float32")
-    base._grouped_mode_override.append(mode)
-    try:
-        grouped = SparseConv2D(16, 3, conn, implementation="grouped", padding="same")
-        out = to_numpy(grouped(x))
-    finally:
-        base._grouped_mode_override.pop()
+    monkeypatch.setattr(backend, "GROUPED_CONV_MODE", mode)
+    grouped = SparseConv2D(16, 3, conn, implementation="grouped", padding="same")
+    out = to_numpy(grouped(x))
+    assert grouped._plan.grouped_mode == mode
     dense = SparseConv2D(16, 3, conn, implementation="dense", padding="same")
     dense.build(x.shape)
     dense.kernel_values.assign(grouped.kernel_values)
@@ -235,6 +227,6 @@ def test_full_connectivity_fast_path_matches_gather():
     layer = SparseConv2D(7, 3, conn)
     x = np.random.default_rng(5).standard_normal((2, 6, 6, 5)).astype("float32")
     out = to_numpy(layer(x))
-    assert layer._plan["index"] is None
+    assert layer._plan.index is None
     ref = numpy_conv(x, masked_kernel(layer), (1, 1), "valid", (1, 1)) + to_numpy(layer.bias)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from conftest import BACKEND, gradients, reference_forward, to_numpy
+from helpers import BACKEND, apply, gradients, reference_forward, to_numpy
 from keras_sparse import Connectivity, SparseDense
 from keras_sparse.connectivity import random_connectivity
 from keras_sparse.initializers import SparseVarianceScaling
@@ -34,19 +34,11 @@ def dense_kernel_from_values(layer):
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize(
     "shape, density",
-    # (2000, 30) at 0.05 %: few inputs have a connection, so the csr forward
-    # pass saves their columns for the value gradient (CSRPlan.saves_x).
+    # (2000, 30) at 0.05 %: few inputs have a connection (most skipped).
     [((7, 5), 0.3), ((64, 33), 0.05), ((40, 12), 1.0), ((9180, 230), 0.01), ((2000, 30), 0.0005)],
 )
-@pytest.mark.parametrize("training", [None, False])
-def test_forward_and_gradients_match_numpy(impl, shape, density, training):
-    # training=False: the csr forward pass skips saving x (inference); a
-    # gradient taken anyway is still right.
+def test_forward_and_gradients_match_numpy(impl, shape, density):
     conn = random_connectivity(*shape, density=density, seed=11)
-    if shape == (2000, 30):
-        from keras_sparse.ops.csr_cpu import CSRPlan
-
-        assert CSRPlan(conn).saves_x
     layer = make_layer(conn, impl, bias_initializer="random_normal")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, shape[0])).astype("float32")
@@ -59,7 +51,7 @@ def test_forward_and_gradients_match_numpy(impl, shape, density, training):
     np.testing.assert_array_equal(to_numpy(layer.kernel), w.astype("float32"))
 
     def loss(xt, values, bias):
-        y = layer._compute(xt, values, bias, training)
+        y = apply(layer, xt, values, bias)
         return ops.sum(y * ops.convert_to_tensor(g))
 
     gx, gv, gb = gradients(
@@ -88,7 +80,8 @@ def test_input_gradient_with_frozen_values(impl):
     values = ops.convert_to_tensor(to_numpy(layer.kernel_values))
 
     def loss(xt):
-        return ops.sum(layer._compute(xt, values, None, True) * ops.convert_to_tensor(g))
+        y = apply(layer, xt, layer.kernel_values.value)
+        return ops.sum(y * ops.convert_to_tensor(g))
 
     (gx,) = gradients(loss, ops.convert_to_tensor(x))
     np.testing.assert_allclose(gx, g @ dense_kernel_from_values(layer).T, rtol=1e-4, atol=1e-4)
@@ -282,7 +275,12 @@ def test_large_connectivity_lives_in_variables_not_json(tmp_path):
     np.testing.assert_array_equal(
         to_numpy(loaded.layers[0].kernel_values), to_numpy(model.layers[0].kernel_values)
     )
-    # A layer rebuilt from that config alone refuses to run until weights arrive.
+    # In this process, a layer rebuilt from the config (clone_model,
+    # model_from_json) finds the connectivity of the layer it came from.
+    clone = SparseDense.from_config(config)
+    assert clone.connectivity is conn
+    # In a new process (no such layer), it refuses to run until weights arrive.
+    config["connectivity"].pop("key")
     pending = SparseDense.from_config(config)
     pending.build((None, 100_000))
     with pytest.raises(RuntimeError, match="load the saved weights"):
@@ -474,8 +472,8 @@ def test_auto_rule():
 
 
 def test_csr_unavailable_is_explained(monkeypatch):
-    import keras_sparse.layers.sparse_dense as sd
+    from keras_sparse.ops import backend
 
-    monkeypatch.setattr(sd, "csr_available", lambda: False)
+    monkeypatch.setattr(backend, "csr_available", lambda: False)
     with pytest.raises(NotImplementedError, match=f"'{BACKEND}' backend"):
         SparseDense(3, np.eye(3), implementation="csr")

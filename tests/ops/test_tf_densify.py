@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import BACKEND
+from helpers import BACKEND
 from keras_sparse.connectivity import random_connectivity
 
 pytestmark = pytest.mark.skipif(
@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(
 def test_densify_and_gradient_match_portable_and_numpy(shape, density, dtype):
     import tensorflow as tf
 
-    from keras_sparse.ops import portable, tf_densify
+    from keras_sparse.ops import portable
+    from keras_sparse.ops.backend import tf_densify
 
     conn = random_connectivity(*shape, density=density, seed=1)
     pairs = np.stack([conn.input_indices, conn.output_indices], axis=1)
@@ -45,7 +46,7 @@ def test_sparse_dense_uses_it_and_trains_under_tf_function(monkeypatch):
     import tensorflow as tf
 
     from keras_sparse import SparseDense
-    from keras_sparse.ops import tf_densify
+    from keras_sparse.ops.backend import tf_densify
 
     calls = []
     original = tf_densify.densify

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from keras import ops
 
-from conftest import gradients, max_examples, reference_forward, to_numpy
+from helpers import apply, gradients, max_examples, reference_forward, to_numpy
 from keras_sparse import Connectivity, SparseDense
 from keras_sparse.connectivity import read_gmt
 from keras_sparse.layers import SparseConv1D
@@ -59,7 +59,7 @@ def test_sparse_dense_matches_reference(conn, impl, batch_shape, seed):
     g = rng.standard_normal((x2.shape[0], conn.num_outputs)).astype("float32")
 
     def loss(xt, values):
-        return ops.sum(layer._compute(xt, values, None) * ops.convert_to_tensor(g))
+        return ops.sum(apply(layer, xt, values) * ops.convert_to_tensor(g))
 
     gx, gv = gradients(loss, ops.convert_to_tensor(x2), ops.convert_to_tensor(to_numpy(layer.kernel_values)))
     np.testing.assert_allclose(gx, g @ w.T, rtol=1e-4, atol=1e-4)

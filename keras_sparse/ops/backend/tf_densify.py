@@ -9,19 +9,17 @@ writes them in one pass, and the value gradient is a gather of the
 kernel gradient at the connections (the registered gradients of the
 scatter ops are slower gathers by index pairs). Measured in
 `benchmarks/sparse_dense_step.py` (docs/benchmarks.md); checked against
-the portable path and NumPy in `tests/ops/test_tf_densify.py`.
+the portable path and NumPy in `tests/ops/test_backend_seam.py`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 __all__ = ["densify"]
 
 
-def densify(values: Any, indices: np.ndarray, shape: tuple[int, int]) -> Any:
+def densify(values: Any, indices: Any, shape: tuple[int, int]) -> Any:
     """Scatters `(nnz,)` values into a dense `shape` matrix (zeros elsewhere).
 
     Same contract as `keras_sparse.ops.portable.densify` with explicit
@@ -29,8 +27,8 @@ def densify(values: Any, indices: np.ndarray, shape: tuple[int, int]) -> Any:
 
     Args:
         values: `(nnz,)` float tensor.
-        indices: `(nnz, 2)` NumPy integer array of unique `(input, output)`
-            positions, in any order.
+        indices: `(nnz, 2)` integer array or tensor of unique `(input,
+            output)` positions, in any order.
         shape: `(num_inputs, num_outputs)`.
 
     Returns:
@@ -38,9 +36,8 @@ def densify(values: Any, indices: np.ndarray, shape: tuple[int, int]) -> Any:
     """
     import tensorflow as tf
 
-    pairs = np.asarray(indices, dtype=np.int64)
-    flat = tf.constant(pairs[:, 0] * shape[1] + pairs[:, 1])
-    pairs_t = tf.constant(pairs)
+    pairs_t = tf.cast(tf.convert_to_tensor(indices), tf.int64)
+    flat = pairs_t[:, 0] * shape[1] + pairs_t[:, 1]
     dense_shape = tf.constant(shape, dtype=tf.int64)
 
     @tf.custom_gradient

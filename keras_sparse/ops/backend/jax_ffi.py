@@ -8,12 +8,14 @@ that reads the FFI call frame (`xla/ffi/api/c_api.h`, shipped with jaxlib
 under `jax.ffi.include_dir()`) and runs the same kernels as
 `keras_sparse.ops.csr_cpu`. Nothing is copied and Python is not entered.
 
-The targets (`keras_sparse_csr_forward`, `..._forward_save`,
-`..._input_grad`, `..._values_grad`, `..._values_grad_saved`) are registered on first use, then checked once against
-the NumPy kernels on a small case. If registration or that check fails
-(e.g. a future XLA drops the FFI API version used here), `available()` is
-False with the reason in `unavailable_reason()`, and callers use
-`jax.pure_callback` instead (`keras_sparse.ops.csr_backend`).
+The targets (`keras_sparse_csr_spmm`, `..._spmm_t`, `..._sddmm`) are
+registered on first use, then checked once against the NumPy-called
+kernels on a small case (evaluated eagerly, also when the first layer is
+built inside a trace). If registration or that check fails (e.g. a future
+XLA drops the FFI API version used here), `available()` is False with the
+reason in `unavailable_reason()`, and the JAX binding
+(`keras_sparse.ops.backend.jax`) calls the kernels through
+`jax.pure_callback` instead.
 
 Buffers are passed as FFI arguments: the dense operand, the input-major
 values, the plan's int32 index arrays and an int32 `meta` vector
@@ -29,15 +31,13 @@ import numpy as np
 
 from keras_sparse.ops import csr_cpu
 
-__all__ = ["available", "unavailable_reason", "call_forward", "call_input_grad", "call_values_grad"]
+__all__ = ["available", "unavailable_reason", "spmm", "spmm_t", "sddmm"]
 
 _STATE: dict[str, Any] = {"checked": False, "ok": False, "reason": "not checked yet"}
 _NAMES = {
-    "forward": "keras_sparse_csr_forward",
-    "forward_save": "keras_sparse_csr_forward_save",
-    "input_grad": "keras_sparse_csr_input_grad",
-    "values_grad": "keras_sparse_csr_values_grad",
-    "values_grad_saved": "keras_sparse_csr_values_grad_saved",
+    "spmm": "keras_sparse_csr_spmm",
+    "spmm_t": "keras_sparse_csr_spmm_t",
+    "sddmm": "keras_sparse_csr_sddmm",
 }
 
 # Byte offsets in the FFI structs (c_api.h, 64-bit): XLA_FFI_CallFrame.
@@ -134,29 +134,17 @@ if csr_cpu.available():
 
     handler = types.intp(types.intp)
 
-    # Not cached, like the cfuncs: a cached function that calls a parallel
-    # kernel fails to load ("Symbol not found: allocate_sched").
-    @numba.njit
-    def run_forward(frame, xt):  # pragma: no cover - compiled
+    @numba.cfunc(handler)
+    def forward(frame):  # pragma: no cover - compiled
         # args: x, values (input-major), indptr, indices, active, meta
+        if skip(frame):
+            return 0
         meta = i32_1d(arg(frame, 5))
         csr_cpu._forward(
             f32_2d(arg(frame, 0)), i32_1d(arg(frame, 2)), i32_1d(arg(frame, 3)),
             f32_1d(arg(frame, 1)), i32_1d(arg(frame, 4)), meta[1], meta[2],
-            f32_2d(ret(frame, 0)), xt,
+            f32_2d(ret(frame, 0)),
         )
-
-    @numba.cfunc(handler)
-    def forward(frame):  # pragma: no cover - compiled
-        if not skip(frame):
-            run_forward(frame, np.empty((0, 0), np.float32))
-        return 0
-
-    @numba.cfunc(handler)
-    def forward_save(frame):  # pragma: no cover - compiled
-        # second result: xt (len(active), batch)
-        if not skip(frame):
-            run_forward(frame, f32_2d(ret(frame, 1)))
         return 0
 
     @numba.cfunc(handler)
@@ -185,23 +173,7 @@ if csr_cpu.available():
         )
         return 0
 
-    @numba.cfunc(handler)
-    def values_grad_saved(frame):  # pragma: no cover - compiled
-        # args: xt, dy, indptr, indices, perm, active, meta
-        if skip(frame):
-            return 0
-        meta = i32_1d(arg(frame, 6))
-        csr_cpu._values_grad_saved(
-            f32_2d(arg(frame, 0)), f32_2d(arg(frame, 1)), i32_1d(arg(frame, 2)),
-            i32_1d(arg(frame, 3)), i32_1d(arg(frame, 4)), i32_1d(arg(frame, 5)),
-            meta[3], f32_1d(ret(frame, 0)),
-        )
-        return 0
-
-    _HANDLERS = {
-        "forward": forward, "forward_save": forward_save, "input_grad": input_grad,
-        "values_grad": values_grad, "values_grad_saved": values_grad_saved,
-    }
+    _HANDLERS = {"spmm": forward, "spmm_t": input_grad, "sddmm": values_grad}
 
 
 def _register() -> None:
@@ -214,7 +186,6 @@ def _register() -> None:
     csr_cpu._forward(
         np.zeros((1, 1), np.float32), np.array([0, 1], np.int32), np.array([0], np.int32),
         np.ones(1, np.float32), np.array([0], np.int32), 1, 1, probe.reshape(1, 1),
-        np.empty((0, 0), np.float32),
     )
     layer = numba.threading_layer()
     if layer not in ("omp", "tbb"):
@@ -226,26 +197,31 @@ def _register() -> None:
 
 
 def _self_check() -> None:
+    import jax
+
     from keras_sparse.connectivity.generators import random_connectivity
 
     conn = random_connectivity(37, 5, density=0.3, seed=0)
-    plan = csr_cpu.CSRPlan(conn)
+    plan = csr_cpu.CSRPlan.from_connectivity(conn)
+    arrays = plan.arrays
     rng = np.random.default_rng(0)
     x = rng.standard_normal((9, 37)).astype(np.float32)
     dy = rng.standard_normal((9, 5)).astype(np.float32)
     v = rng.standard_normal(conn.nnz).astype(np.float32)
-    y_saved, xt = call_forward(plan, x, v, save_x=True)
-    want_y, want_xt = csr_cpu.forward(plan, x, v, save_x=True)
-    pairs = [
-        (np.asarray(call_forward(plan, x, v)), csr_cpu.forward(plan, x, v)),
-        (np.asarray(y_saved), want_y),
-        (np.asarray(xt), want_xt),
-        (np.asarray(call_values_grad(plan, xt, dy, saved=True)), csr_cpu.values_grad(plan, x, dy)),
-        (np.asarray(call_input_grad(plan, dy, v)), csr_cpu.input_grad(plan, dy, v)),
-        (np.asarray(call_values_grad(plan, x, dy)), csr_cpu.values_grad(plan, x, dy)),
+    # Evaluated now even when the first layer is built inside a trace.
+    with jax.ensure_compile_time_eval():
+        got = [
+            np.asarray(spmm(x, v, *arrays, num_outputs=5)),
+            np.asarray(spmm_t(dy, v, *arrays[:3], num_inputs=37)),
+            np.asarray(sddmm(x, dy, *arrays)),
+        ]
+    want = [
+        csr_cpu.spmm(x, v, *arrays, 5),
+        csr_cpu.spmm_t(dy, v, *arrays[:3], 37),
+        csr_cpu.sddmm(x, dy, *arrays),
     ]
-    for got, want in pairs:
-        if got.shape != want.shape or not np.allclose(got, want, rtol=1e-5, atol=1e-5):
+    for g, w in zip(got, want, strict=True):
+        if g.shape != w.shape or not np.allclose(g, w, rtol=1e-5, atol=1e-5):
             raise RuntimeError("the FFI kernels disagree with the NumPy-called kernels")
 
 
@@ -281,60 +257,44 @@ def unavailable_reason() -> str:
     return str(_STATE["reason"])
 
 
-def supports(plan: csr_cpu.CSRPlan) -> bool:
-    """Whether a plan's indices fit the FFI kernels (int32)."""
-    return plan.index_dtype == np.int32
+def _meta(n_in: int, n_out: int, block: int) -> Any:
+    return np.array([n_in, n_out, block, csr_cpu.chunks()], dtype=np.int32)
 
 
-def _plan_arrays(plan: csr_cpu.CSRPlan) -> dict[str, np.ndarray]:
-    # NumPy arrays: constants of the traced computation.
-    return {name: getattr(plan, name) for name in ("in_indptr", "in_indices", "in_perm", "active")}
-
-
-def _meta(plan: csr_cpu.CSRPlan, block: int) -> np.ndarray:
-    return np.array([*plan.shape, block, plan.chunks()], dtype=np.int32)
-
-
-def call_forward(plan: csr_cpu.CSRPlan, x: Any, values: Any, save_x: bool = False) -> Any:
-    """`x @ W` for float32 `x` `(batch, num_inputs)`, `values` canonical;
-    with `save_x`, `(x @ W, xt)` as `csr_cpu.forward`."""
+def spmm(x: Any, values: Any, indptr: Any, indices: Any, perm: Any, active: Any,
+         num_outputs: int) -> Any:
+    """`x @ W` for float32 `x` `(batch, num_inputs)`, `values` canonical."""
     import jax
     import jax.numpy as jnp
 
-    a = _plan_arrays(plan)
-    out = jax.ShapeDtypeStruct((x.shape[0], plan.shape[1]), jnp.float32)
-    if save_x:
-        xt = jax.ShapeDtypeStruct((plan.active.size, x.shape[0]), jnp.float32)
-        out = (out, xt)
-    return jax.ffi.ffi_call(_NAMES["forward_save" if save_x else "forward"], out)(
-        x, jnp.take(values, a["in_perm"]), a["in_indptr"], a["in_indices"], a["active"],
-        _meta(plan, plan.block(x.shape[0])),
+    out = jax.ShapeDtypeStruct((x.shape[0], num_outputs), jnp.float32)
+    n_in = x.shape[1]
+    return jax.ffi.ffi_call(_NAMES["spmm"], out)(
+        x, jnp.take(values, perm), indptr, indices, active,
+        _meta(n_in, num_outputs, csr_cpu.block(x.shape[0])),
     )
 
 
-def call_input_grad(plan: csr_cpu.CSRPlan, dy: Any, values: Any) -> Any:
+def spmm_t(dy: Any, values: Any, indptr: Any, indices: Any, perm: Any,
+           num_inputs: int) -> Any:
     """`dy @ W.T` for float32 `dy` `(batch, num_outputs)`."""
     import jax
     import jax.numpy as jnp
 
-    a = _plan_arrays(plan)
-    out = jax.ShapeDtypeStruct((dy.shape[0], plan.shape[0]), jnp.float32)
-    return jax.ffi.ffi_call(_NAMES["input_grad"], out)(
-        dy, jnp.take(values, a["in_perm"]), a["in_indptr"], a["in_indices"],
-        _meta(plan, plan.block(dy.shape[0])),
+    out = jax.ShapeDtypeStruct((dy.shape[0], num_inputs), jnp.float32)
+    return jax.ffi.ffi_call(_NAMES["spmm_t"], out)(
+        dy, jnp.take(values, perm), indptr, indices,
+        _meta(num_inputs, dy.shape[1], csr_cpu.block(dy.shape[0])),
     )
 
 
-def call_values_grad(plan: csr_cpu.CSRPlan, a: Any, dy: Any, saved: bool = False) -> Any:
-    """`(nnz,)` gradient of the canonical values from `a` = `x`, or, with
-    `saved`, from the `xt` that `call_forward(..., save_x=True)` returned."""
+def sddmm(x: Any, dy: Any, indptr: Any, indices: Any, perm: Any, active: Any) -> Any:
+    """`(nnz,)` sampled product `sum_b x[b, i_e] * dy[b, j_e]`, canonical order."""
     import jax
     import jax.numpy as jnp
 
-    arrays = _plan_arrays(plan)
-    out = jax.ShapeDtypeStruct((plan.nnz,), jnp.float32)
-    block = dy.shape[0] if saved else plan.values_block(dy.shape[0])
-    return jax.ffi.ffi_call(_NAMES["values_grad_saved" if saved else "values_grad"], out)(
-        a, dy, arrays["in_indptr"], arrays["in_indices"], arrays["in_perm"], arrays["active"],
-        _meta(plan, block),
+    out = jax.ShapeDtypeStruct((perm.shape[0],), jnp.float32)
+    return jax.ffi.ffi_call(_NAMES["sddmm"], out)(
+        x, dy, indptr, indices, perm, active,
+        _meta(x.shape[1], dy.shape[1], csr_cpu.sddmm_block(x.shape[0])),
     )

@@ -1,0 +1,105 @@
+"""The backend seam: everything a Keras backend does differently, in one place.
+
+This is the only module of the package that asks which Keras backend runs
+(`keras.backend.backend()`). It imports the binding of that backend once
+and re-exports its names; every binding module (`jax`, `tensorflow`,
+`torch`, and `portable` for any other backend) defines the same names,
+`SIGNATURE` (checked by `tests/ops/test_backend_seam.py`):
+
+- `csr_available()`: whether the compiled CPU kernels
+  (`keras_sparse.ops.csr_cpu`) can run (Numba present, CPU placement);
+- `csr_matmul(x, values, arrays, shape)`: `x @ W` for 2-D `x` through
+  those kernels, differentiable to any order in `x` and `values`; `arrays`
+  are the index operands `(indptr, indices, perm, active)` of a
+  `csr_cpu.CSRPlan` (NumPy constants, or integer variables for a
+  connectivity that changes during training);
+- `densify(values, pairs, shape)`: the dense `(num_inputs, num_outputs)`
+  kernel from the `(nnz,)` values at the `(nnz, 2)` positions;
+- `segment_sum(data, segment_ids, num_segments)`: `keras.ops.segment_sum`
+  in `data`'s dtype (Keras's torch version sums in float32);
+- `matmul(a, b)`: `keras.ops.matmul` in the operands' dtype (Keras's torch
+  version returns float32 for float64 operands);
+- `dense_input(x)`: `x` as a dense tensor (sparse input tensors of the
+  backend densified);
+- `value_and_grad(fn, args)`: `(fn(args), grads)` for `fn` taking a
+  list of tensors and returning `(scalar, aux)`; `grads` are the
+  gradients of the scalar w.r.t. each of `args` (zeros where unused).
+  Keras 3 has no backend-neutral gradient; `keras_sparse.interpret` and
+  `keras_sparse.training` use this one;
+- `cond(pred, true_fn, false_fn)`: `keras.ops.cond` that also traces under
+  the backend's compilers and transforms;
+- `host_constant(array)`: a backend tensor made outside any trace, safe to
+  keep in a plan and reuse in every later call and trace;
+- `GROUPED_CONV_MODE`: `"native"` (one grouped convolution) or `"split"`
+  (one convolution per group), whichever measured faster on the CPU;
+- `AUTO_SPARSE_MAX_DENSITY`, `AUTO_CSR_MAX_DENSITY`: the density
+  thresholds of `implementation="auto"` (docs/benchmarks.md).
+
+The numbers behind each choice are in `docs/benchmarks.md`; each binding's
+docstring says what it does differently and why.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+import keras
+
+__all__ = [
+    "SIGNATURE",
+    "NAME",
+    "binding",
+    "csr_available",
+    "csr_matmul",
+    "densify",
+    "host_constant",
+    "cond",
+    "segment_sum",
+    "matmul",
+    "dense_input",
+    "value_and_grad",
+    "GROUPED_CONV_MODE",
+    "AUTO_SPARSE_MAX_DENSITY",
+    "AUTO_CSR_MAX_DENSITY",
+]
+
+SIGNATURE = (
+    "csr_available",
+    "csr_matmul",
+    "densify",
+    "host_constant",
+    "cond",
+    "segment_sum",
+    "matmul",
+    "dense_input",
+    "value_and_grad",
+    "GROUPED_CONV_MODE",
+    "AUTO_SPARSE_MAX_DENSITY",
+    "AUTO_CSR_MAX_DENSITY",
+)
+
+_MODULES = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
+
+NAME: str = keras.backend.backend()
+
+
+def binding(name: str) -> ModuleType:
+    """The binding module of backend `name` (`"portable"` if it has none)."""
+    module = _MODULES.get(name, "portable")
+    return importlib.import_module(f"keras_sparse.ops.backend.{module}")
+
+
+_current = binding(NAME)
+csr_available = _current.csr_available
+csr_matmul = _current.csr_matmul
+densify = _current.densify
+host_constant = _current.host_constant
+cond = _current.cond
+segment_sum = _current.segment_sum
+matmul = _current.matmul
+dense_input = _current.dense_input
+value_and_grad = _current.value_and_grad
+GROUPED_CONV_MODE: str = _current.GROUPED_CONV_MODE
+AUTO_SPARSE_MAX_DENSITY: float = _current.AUTO_SPARSE_MAX_DENSITY
+AUTO_CSR_MAX_DENSITY: float = _current.AUTO_CSR_MAX_DENSITY

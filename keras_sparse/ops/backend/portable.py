@@ -1,0 +1,67 @@
+"""Binding for a Keras backend without one of its own (e.g. NumPy, OpenVINO).
+
+No compiled kernels; everything runs the portable `keras.ops` formulas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+GROUPED_CONV_MODE = "split"
+AUTO_SPARSE_MAX_DENSITY = 0.002
+AUTO_CSR_MAX_DENSITY = 0.0
+
+
+def csr_available() -> bool:
+    return False
+
+
+def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:
+    from keras_sparse.ops import portable
+
+    return portable.csr_matmul(x, values, arrays, shape)
+
+
+def densify(values: Any, pairs: Any, shape: tuple[int, int]) -> Any:
+    from keras_sparse.ops import portable
+
+    return portable.densify(values, pairs, shape)
+
+
+def host_constant(array: np.ndarray) -> Any:
+    from keras import ops
+
+    return ops.convert_to_tensor(array)
+
+
+def cond(pred: Any, true_fn: Any, false_fn: Any) -> Any:
+    from keras import ops
+
+    return ops.cond(pred, true_fn, false_fn)
+
+
+def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
+    from keras import ops
+
+    return ops.segment_sum(data, segment_ids, num_segments=num_segments)
+
+
+def matmul(a: Any, b: Any) -> Any:
+    from keras import ops
+
+    return ops.matmul(a, b)
+
+
+def dense_input(x: Any) -> Any:
+    from keras import ops
+
+    return ops.convert_to_tensor(x, sparse=False)
+
+
+def value_and_grad(fn: Any, args: list[Any]) -> tuple[tuple[Any, Any], list[Any]]:
+    raise NotImplementedError(
+        "Gradients need the tensorflow, jax or torch backend (Keras 3 has no "
+        "backend-neutral gradient)."
+    )

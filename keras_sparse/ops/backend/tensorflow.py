@@ -1,0 +1,183 @@
+"""TensorFlow binding of the backend seam (`keras_sparse.ops.backend`).
+
+- The compiled CPU kernels run through `tf.numpy_function` (about 20 us a
+  call). `spmm`, `spmm_t` and `sddmm` each carry a `tf.custom_gradient`
+  written with the other two (see `keras_sparse.ops.backend.jax` for the
+  rules), so gradients of any order (gradient penalties, Hessian-vector
+  products) run the same kernels.
+- A `tf.numpy_function` can neither be compiled by XLA nor saved in a
+  SavedModel. Under `jit_compile=True` and while `tf.saved_model.save`
+  (so `model.export()`) traces, `csr_matmul` runs the portable formulas
+  (`keras_sparse.ops.portable.csr_matmul`, same operands, same result)
+  instead, so such models compile and serve from a fresh process.
+- `densify` uses `SparseToDense` with a gather gradient: TensorFlow's
+  scatter ops write one entry at a time under a lock on the CPU
+  (`tf_densify`).
+- The density thresholds of `implementation="auto"` and the split grouped
+  convolution (XLA's CPU grouped convolution is 10-50x slower) come from
+  `docs/benchmarks.md`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from keras_sparse.ops import csr_cpu
+
+GROUPED_CONV_MODE = "split"
+AUTO_SPARSE_MAX_DENSITY = 0.01
+AUTO_CSR_MAX_DENSITY = 0.25
+
+
+def csr_available() -> bool:
+    """Whether the compiled kernels run here: Numba, and no GPU."""
+    import tensorflow as tf
+
+    return csr_cpu.available() and not tf.config.list_logical_devices("GPU")
+
+
+def host_constant(array: np.ndarray) -> Any:
+    """`array` as an eager tensor, made outside any `tf.function` trace."""
+    import tensorflow as tf
+
+    with tf.init_scope():
+        return tf.constant(array)
+
+
+def densify(values: Any, pairs: Any, shape: tuple[int, int]) -> Any:
+    from keras_sparse.ops.backend import tf_densify
+
+    return tf_densify.densify(values, pairs, shape)
+
+
+def _host_unusable() -> bool:
+    """True while tracing for XLA or for a SavedModel (no Python there)."""
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return False
+    try:  # Private TensorFlow modules: without them, assume the host is usable.
+        from tensorflow.python.framework import ops as tf_ops
+        from tensorflow.python.ops import control_flow_util
+        from tensorflow.python.saved_model import save_context
+    except ImportError:  # pragma: no cover - depends on the TF version
+        return False
+    graph = tf_ops.get_default_graph()
+    return bool(
+        control_flow_util.GraphOrParentsInXlaContext(graph)
+        or save_context.in_save_context()
+    )
+
+
+def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:
+    """`x @ W` for 2-D `x`, differentiable to any order (see module doc)."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x)
+    values = tf.cast(values, x.dtype)
+    idx = [tf.convert_to_tensor(a) for a in arrays]
+    if _host_unusable():
+        from keras_sparse.ops import portable
+
+        return portable.csr_matmul(x, values, idx, shape)
+    return _spmm(x, values, idx, int(shape[1]))
+
+
+def _call(fn: Any, args: list[Any], dtype: Any, out_shape: tuple[Any, ...]) -> Any:
+    import tensorflow as tf
+
+    out = tf.numpy_function(fn, args, dtype, stateful=False)
+    out.set_shape(out_shape)
+    return out
+
+
+def _spmm(x: Any, v: Any, idx: list[Any], n_out: int) -> Any:
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def spmm(x: Any, v: Any) -> Any:
+        y = _call(
+            lambda a, b, *i: csr_cpu.spmm(a, b, *i, n_out), [x, v, *idx], x.dtype,
+            (x.shape[0], n_out),
+        )
+
+        def grad(dy: Any) -> tuple[Any, Any]:
+            return _spmm_t(dy, v, idx, int(x.shape[1])), _sddmm(x, dy, idx)
+
+        return y, grad
+
+    return spmm(x, v)
+
+
+def _spmm_t(dy: Any, v: Any, idx: list[Any], n_in: int) -> Any:
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def spmm_t(dy: Any, v: Any) -> Any:
+        dx = _call(
+            lambda a, b, *i: csr_cpu.spmm_t(a, b, *i[:3], n_in), [dy, v, *idx], dy.dtype,
+            (dy.shape[0], n_in),
+        )
+
+        def grad(ct: Any) -> tuple[Any, Any]:
+            return _spmm(ct, v, idx, int(dy.shape[1])), _sddmm(ct, dy, idx)
+
+        return dx, grad
+
+    return spmm_t(dy, v)
+
+
+def _sddmm(x: Any, dy: Any, idx: list[Any]) -> Any:
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def sddmm(x: Any, dy: Any) -> Any:
+        dv = _call(
+            lambda a, b, *i: csr_cpu.sddmm(a, b, *i), [x, dy, *idx], x.dtype,
+            (idx[2].shape[0],),
+        )
+
+        def grad(ct: Any) -> tuple[Any, Any]:
+            return _spmm_t(dy, ct, idx, int(x.shape[1])), _spmm(x, ct, idx, int(dy.shape[1]))
+
+        return dv, grad
+
+    return sddmm(x, dy)
+
+
+def cond(pred: Any, true_fn: Any, false_fn: Any) -> Any:
+    from keras import ops
+
+    return ops.cond(pred, true_fn, false_fn)
+
+
+def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
+    from keras import ops
+
+    return ops.segment_sum(data, segment_ids, num_segments=num_segments)
+
+
+def matmul(a: Any, b: Any) -> Any:
+    from keras import ops
+
+    return ops.matmul(a, b)
+
+
+def dense_input(x: Any) -> Any:
+    from keras import ops
+
+    return ops.convert_to_tensor(x, sparse=False)
+
+
+def value_and_grad(fn: Any, args: list[Any]) -> tuple[tuple[Any, Any], list[Any]]:
+    import tensorflow as tf
+
+    args = [tf.convert_to_tensor(a) for a in args]
+    with tf.GradientTape() as tape:
+        for a in args:
+            tape.watch(a)
+        value, aux = fn(args)
+    grads = tape.gradient(value, args, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return (value, aux), list(grads)

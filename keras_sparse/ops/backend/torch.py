@@ -1,0 +1,303 @@
+"""PyTorch binding of the backend seam (`keras_sparse.ops.backend`).
+
+- The compiled CPU kernels are three `torch.library` custom operators,
+  `keras_sparse::spmm`, `::spmm_t` and `::sddmm`, on CPU tensors (shared
+  memory, no copy), each with a fake (meta) implementation so that
+  `torch.compile(fullgraph=True)` traces through them. Each is wrapped in
+  a `torch.autograd.Function` whose backward is written with the other two
+  (see `keras_sparse.ops.backend.jax` for the rules), so double backward
+  and Hessian-vector products run the same kernels, and with
+  `setup_context` and a `vmap` rule, so `torch.func.grad` and
+  `torch.func.vmap` (per-example gradients) work.
+- Keras's torch backend places tensors on CUDA whenever it exists, so the
+  compiled kernels are available only without CUDA.
+- PyTorch's native grouped convolution is the fastest on the CPU
+  (`GROUPED_CONV_MODE = "native"`, docs/benchmarks.md).
+"""
+
+# No `from __future__ import annotations`: torch.library reads the
+# custom operators' annotations as types.
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from keras_sparse.ops import csr_cpu
+
+GROUPED_CONV_MODE = "native"
+AUTO_SPARSE_MAX_DENSITY = 0.002
+AUTO_CSR_MAX_DENSITY = 0.25
+
+_OPS: dict[str, Any] = {}
+
+
+def csr_available() -> bool:
+    """Whether the compiled kernels run here: Numba, and no CUDA device."""
+    import torch
+
+    return csr_cpu.available() and not torch.cuda.is_available()
+
+
+def host_constant(array: np.ndarray) -> Any:
+    """A copy of `array` on Keras's device (made once, reused by calls;
+    never on the `meta` device Keras may trace symbolic builds on)."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.tensor(np.asarray(array), device=device)
+
+
+def densify(values: Any, pairs: Any, shape: tuple[int, int]) -> Any:
+    from keras_sparse.ops import portable
+
+    return portable.densify(values, pairs, shape)
+
+
+def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:
+    """`x @ W` for 2-D `x`, differentiable to any order (see module doc)."""
+    import torch
+
+    if x.device.type != "cpu":
+        raise NotImplementedError(
+            "implementation='csr' runs on the CPU only; the PyTorch tensor is on "
+            f"{x.device}. Use implementation='auto' or 'sparse' on accelerators."
+        )
+    ops = _ops()
+    idx = [a if isinstance(a, torch.Tensor) else torch.as_tensor(a) for a in arrays]
+    if torch.compiler.is_compiling():
+        return torch.ops.keras_sparse.spmm(x, values.to(x.dtype), *idx, int(shape[1]))
+    return ops["spmm"](x, values.to(x.dtype), *idx, int(shape[1]))
+
+
+def cond(pred: Any, true_fn: Any, false_fn: Any) -> Any:
+    """`torch.cond` under `torch.compile`; a Python branch otherwise, and
+    `false_fn` (the general branch) where the predicate is batched
+    (`torch.func.vmap`)."""
+    import torch
+
+    if torch.compiler.is_compiling():
+        return torch.cond(pred, true_fn, false_fn, ())
+    try:
+        taken = bool(pred)
+    except RuntimeError:  # data-dependent under a functorch transform
+        return false_fn()
+    return true_fn() if taken else false_fn()
+
+
+def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
+    """Sums rows of `data` by segment in `data`'s dtype (`index_add`)."""
+    import torch
+
+    out = torch.zeros(
+        (num_segments, *data.shape[1:]), dtype=data.dtype, device=data.device
+    )
+    return out.index_add(0, segment_ids.to(torch.int64), data)
+
+
+def matmul(a: Any, b: Any) -> Any:
+    import torch
+
+    return torch.matmul(a, b)
+
+
+def dense_input(x: Any) -> Any:
+    """Dense tensor of `x` (sparse COO/CSR/CSC tensors are densified)."""
+    import torch
+    from keras import ops
+
+    if isinstance(x, torch.Tensor) and x.layout != torch.strided:
+        return x.to_dense()
+    return ops.convert_to_tensor(x)
+
+
+def _np(t: Any) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+def _ops() -> dict[str, Any]:
+    if _OPS:
+        return _OPS
+    from torch import Tensor
+
+    @torch.library.custom_op("keras_sparse::spmm", mutates_args=())
+    def spmm(
+        x: Tensor, v: Tensor, indptr: Tensor, indices: Tensor, perm: Tensor,
+        active: Tensor, n_out: int,
+    ) -> Tensor:
+        return torch.from_numpy(
+            csr_cpu.spmm(_np(x), _np(v), _np(indptr), _np(indices), _np(perm),
+                         _np(active), n_out)
+        )
+
+    @torch.library.custom_op("keras_sparse::spmm_t", mutates_args=())
+    def spmm_t(
+        dy: Tensor, v: Tensor, indptr: Tensor, indices: Tensor, perm: Tensor, n_in: int
+    ) -> Tensor:
+        return torch.from_numpy(
+            csr_cpu.spmm_t(_np(dy), _np(v), _np(indptr), _np(indices), _np(perm), n_in)
+        )
+
+    @torch.library.custom_op("keras_sparse::sddmm", mutates_args=())
+    def sddmm(
+        x: Tensor, dy: Tensor, indptr: Tensor, indices: Tensor, perm: Tensor,
+        active: Tensor,
+    ) -> Tensor:
+        return torch.from_numpy(
+            csr_cpu.sddmm(_np(x), _np(dy), _np(indptr), _np(indices), _np(perm),
+                          _np(active))
+        )
+
+    @spmm.register_fake
+    def _(x, v, indptr, indices, perm, active, n_out):  # type: ignore[no-untyped-def]
+        return x.new_empty((x.shape[0], n_out))
+
+    @spmm_t.register_fake
+    def _(dy, v, indptr, indices, perm, n_in):  # type: ignore[no-untyped-def]
+        return dy.new_empty((dy.shape[0], n_in))
+
+    @sddmm.register_fake
+    def _(x, dy, indptr, indices, perm, active):  # type: ignore[no-untyped-def]
+        return x.new_empty((perm.shape[0],))
+
+    # Under torch.compile the custom operators are called directly, with
+    # their own autograd formulas (Dynamo traces those; the autograd.Function
+    # classes below serve eager mode and torch.func transforms).
+    def op_setup(ctx: Any, inputs: Any, output: Any) -> None:
+        ctx.save_for_backward(*[a for a in inputs if isinstance(a, Tensor)])
+
+    def spmm_op_backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
+        x, v, indptr, indices, perm, active = ctx.saved_tensors
+        return (
+            spmm_t(g, v, indptr, indices, perm, x.shape[1]),
+            sddmm(x, g, indptr, indices, perm, active),
+            None, None, None, None, None,
+        )
+
+    def spmm_t_op_backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
+        dy, v, indptr, indices, perm = ctx.saved_tensors
+        active = all_inputs(indptr)
+        return (
+            spmm(g, v, indptr, indices, perm, active, dy.shape[1]),
+            sddmm(g, dy, indptr, indices, perm, active),
+            None, None, None, None,
+        )
+
+    def sddmm_op_backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
+        x, dy, indptr, indices, perm, active = ctx.saved_tensors
+        return (
+            spmm_t(dy, g, indptr, indices, perm, x.shape[1]),
+            spmm(x, g, indptr, indices, perm, active, dy.shape[1]),
+            None, None, None, None,
+        )
+
+    spmm.register_autograd(spmm_op_backward, setup_context=op_setup)
+    spmm_t.register_autograd(spmm_t_op_backward, setup_context=op_setup)
+    sddmm.register_autograd(sddmm_op_backward, setup_context=op_setup)
+
+    def all_inputs(indptr: Tensor) -> Tensor:
+        return torch.arange(indptr.shape[0] - 1, dtype=indptr.dtype, device=indptr.device)
+
+    def batched(op: Any, info: Any, in_dims: Any, args: Any) -> tuple[Any, int]:
+        """vmap: a batched dense operand alone folds into the rows; other
+        batchings run one call per batch entry."""
+        dims = in_dims[:6]
+        if op is not SddmmFn and all(d is None for d in dims[1:]):
+            dense = args[0].movedim(dims[0], 0)
+            k, b = dense.shape[0], dense.shape[1]
+            out = op.apply(dense.reshape(k * b, dense.shape[2]), *args[1:])
+            return out.reshape(k, b, out.shape[1]), 0
+        outs = []
+        for j in range(info.batch_size):
+            picked = [
+                a.select(d, j) if d is not None and isinstance(a, Tensor) else a
+                for a, d in zip(args, in_dims, strict=True)
+            ]
+            outs.append(op.apply(*picked))
+        return torch.stack(outs), 0
+
+    class SpmmFn(torch.autograd.Function):
+        # x @ W: dx = spmm_t(g, v), dv = sddmm(x, g)
+        @staticmethod
+        def forward(x, v, indptr, indices, perm, active, n_out):  # type: ignore[no-untyped-def]
+            return spmm(x, v, indptr, indices, perm, active, n_out)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
+            ctx.save_for_backward(*inputs[:6])
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            x, v, indptr, indices, perm, active = ctx.saved_tensors
+            dx = dv = None
+            if ctx.needs_input_grad[0]:
+                dx = SpmmTFn.apply(g, v, indptr, indices, perm, x.shape[1])
+            if ctx.needs_input_grad[1]:
+                dv = SddmmFn.apply(x, g, indptr, indices, perm, active)
+            return dx, dv, None, None, None, None, None
+
+        @staticmethod
+        def vmap(info, in_dims, *args):  # type: ignore[no-untyped-def]
+            return batched(SpmmFn, info, in_dims, args)
+
+    class SpmmTFn(torch.autograd.Function):
+        # dy @ W.T: ddy = spmm(g, v), dv = sddmm(g, dy)
+        @staticmethod
+        def forward(dy, v, indptr, indices, perm, n_in):  # type: ignore[no-untyped-def]
+            return spmm_t(dy, v, indptr, indices, perm, n_in)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
+            ctx.save_for_backward(*inputs[:5])
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            dy, v, indptr, indices, perm = ctx.saved_tensors
+            ddy = dv = None
+            if ctx.needs_input_grad[0]:
+                ddy = SpmmFn.apply(g, v, indptr, indices, perm, all_inputs(indptr), dy.shape[1])
+            if ctx.needs_input_grad[1]:
+                dv = SddmmFn.apply(g, dy, indptr, indices, perm, all_inputs(indptr))
+            return ddy, dv, None, None, None, None
+
+        @staticmethod
+        def vmap(info, in_dims, *args):  # type: ignore[no-untyped-def]
+            return batched(SpmmTFn, info, in_dims, args)
+
+    class SddmmFn(torch.autograd.Function):
+        # sampled x^T dy: dx = spmm_t(dy, g), ddy = spmm(x, g)
+        @staticmethod
+        def forward(x, dy, indptr, indices, perm, active):  # type: ignore[no-untyped-def]
+            return sddmm(x, dy, indptr, indices, perm, active)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
+            ctx.save_for_backward(*inputs)
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            x, dy, indptr, indices, perm, active = ctx.saved_tensors
+            dx = ddy = None
+            if ctx.needs_input_grad[0]:
+                dx = SpmmTFn.apply(dy, g, indptr, indices, perm, x.shape[1])
+            if ctx.needs_input_grad[1]:
+                ddy = SpmmFn.apply(x, g, indptr, indices, perm, active, dy.shape[1])
+            return dx, ddy, None, None, None, None
+
+        @staticmethod
+        def vmap(info, in_dims, *args):  # type: ignore[no-untyped-def]
+            return batched(SddmmFn, info, in_dims, args)
+
+    _OPS.update(spmm=SpmmFn.apply, spmm_t=SpmmTFn.apply, sddmm=SddmmFn.apply)
+    return _OPS
+
+
+def value_and_grad(fn: Any, args: list[Any]) -> tuple[tuple[Any, Any], list[Any]]:
+    from keras import ops
+
+    leaves = [ops.convert_to_tensor(a).detach().requires_grad_(True) for a in args]
+    with torch.enable_grad():
+        value, aux = fn(leaves)
+        grads = torch.autograd.grad(value, leaves, allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(leaves, grads, strict=True)]
+    return (value.detach(), aux), list(grads)

@@ -1,0 +1,413 @@
+"""`SparseDense` is a drop-in for `keras.layers.Dense` with the masked kernel,
+on every implementation: higher-order gradients, dtypes, export, cloning,
+function transforms, sparse inputs and non-finite inputs (issue 12).
+
+Every numerical check is against NumPy (float64) or against `Dense` itself.
+"""
+
+import copy
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from helpers import BACKEND, apply, to_numpy
+from keras_sparse import SparseDense
+from keras_sparse.connectivity import random_connectivity
+from keras_sparse.ops import backend
+
+IMPLS = ["sparse", "csr", "dense", "auto"]
+
+
+def _layer(conn, impl, **kwargs):
+    if impl == "csr" and not backend.csr_available():
+        pytest.skip("no compiled kernels on this placement")
+    layer = SparseDense(conn.num_outputs, conn, implementation=impl, **kwargs)
+    layer.build((None, conn.num_inputs))
+    return layer
+
+
+def _kernel(layer):
+    conn = layer.connectivity
+    w = np.zeros(conn.shape)
+    w[conn.input_indices, conn.output_indices] = to_numpy(layer.kernel_values)
+    return w
+
+
+# ------------------------------------------------------- higher-order gradients
+def _penalty_grad(layer, x):
+    """d/dvalues of |d sum(tanh(layer(x))) / dx|^2 (a gradient penalty)."""
+    values0 = layer.kernel_values.value
+    if BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def penalty(v):
+            gx = jax.grad(lambda xx: jnp.sum(jnp.tanh(apply(layer, xx, v))))(jnp.asarray(x))
+            return jnp.sum(gx**2)
+
+        return np.asarray(jax.grad(penalty)(values0))
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        v = tf.Variable(to_numpy(values0))
+        xx = tf.constant(x)
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(xx)
+                loss = tf.reduce_sum(tf.tanh(apply(layer, xx, v)))
+            gx = inner.gradient(loss, xx)
+            penalty = tf.reduce_sum(gx**2)
+        grad = outer.gradient(penalty, v)
+        assert grad is not None, "the gradient penalty was silently dropped"
+        return grad.numpy()
+    import torch
+
+    v = values0.detach().clone().requires_grad_(True)
+    xx = torch.tensor(x, requires_grad=True)
+    loss = torch.sum(torch.tanh(apply(layer, xx, v)))
+    (gx,) = torch.autograd.grad(loss, xx, create_graph=True)
+    (grad,) = torch.autograd.grad(torch.sum(gx**2), v)
+    return grad.detach().numpy()
+
+
+def _numpy_penalty(x, w, b, v, conn):
+    w = w.copy()
+    w[conn.input_indices, conn.output_indices] = v
+    y = x @ w + b
+    gx = (1 - np.tanh(y) ** 2) @ w.T
+    return np.sum(gx**2)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_gradient_penalty_matches_numpy(impl):
+    conn = random_connectivity(12, 5, density=0.4, seed=0)
+    layer = _layer(conn, impl, bias_initializer="random_normal")
+    x = np.random.default_rng(0).standard_normal((3, 12)).astype("float32")
+    got = _penalty_grad(layer, x)
+    w, b = _kernel(layer), to_numpy(layer.bias).astype(np.float64)
+    v = to_numpy(layer.kernel_values).astype(np.float64)
+    eps = 1e-5
+    want = np.array([
+        (_numpy_penalty(x, w, b, v + eps * e, conn) - _numpy_penalty(x, w, b, v - eps * e, conn))
+        / (2 * eps)
+        for e in np.eye(conn.nnz)
+    ])
+    assert np.abs(want).max() > 1e-2  # the penalty does depend on the weights
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="forward mode (jvp, jacfwd) is JAX's")
+@pytest.mark.parametrize("impl", IMPLS)
+def test_jax_forward_mode_and_hessian_vector_product(impl):
+    import jax
+    import jax.numpy as jnp
+
+    conn = random_connectivity(10, 4, density=0.5, seed=1)
+    layer = _layer(conn, impl)
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((3, 10)), jnp.float32)
+    v0 = layer.kernel_values.value
+    w = _kernel(layer)
+    jac = jax.jacfwd(lambda v: apply(layer, x, v))(v0)  # (3, 4, nnz)
+    xn = np.asarray(x, np.float64)
+    want = np.zeros((3, 4, conn.nnz))
+    for e, (i, j) in enumerate(zip(conn.input_indices, conn.output_indices, strict=True)):
+        want[:, j, e] = xn[:, i]
+    np.testing.assert_allclose(np.asarray(jac), want, rtol=1e-5, atol=1e-5)
+    # Hessian-vector product of sum(y^2) in v: H = 2 J^T J.
+    direction = jnp.ones_like(v0)
+    hvp = jax.jvp(jax.grad(lambda v: jnp.sum(apply(layer, x, v) ** 2)), (v0,), (direction,))[1]
+    jmat = want.reshape(-1, conn.nnz)
+    np.testing.assert_allclose(np.asarray(hvp), 2 * jmat.T @ jmat @ np.ones(conn.nnz),
+                               rtol=1e-4, atol=1e-4)
+    assert np.isfinite(w).all()
+
+
+# ------------------------------------------------------------------- dtypes
+@pytest.mark.parametrize("impl", IMPLS)
+def test_integer_inputs_compute_in_the_compute_dtype(impl):
+    conn = random_connectivity(8, 3, density=0.5, seed=2)
+    layer = _layer(conn, impl, bias_initializer="random_normal")
+    counts = np.random.default_rng(2).integers(0, 50, size=(4, 8)).astype("int32")
+    out = layer(counts)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    want = counts.astype(np.float64) @ _kernel(layer) + to_numpy(layer.bias)
+    np.testing.assert_allclose(to_numpy(out), want, rtol=1e-5, atol=1e-4)
+
+
+def test_subclassed_model_trains_on_integer_counts():
+    conn = random_connectivity(8, 3, density=0.5, seed=3)
+
+    class Model(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.sparse = SparseDense(3, conn)
+
+        def call(self, x):
+            return self.sparse(x)
+
+    model = Model()
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    x = np.random.default_rng(3).integers(0, 5, size=(16, 8)).astype("int32")
+    y = np.ones((16, 3), "float32")
+    model(x[:1])
+    before = to_numpy(model.sparse.kernel_values).copy()
+    model.fit(x, y, epochs=1, verbose=0)
+    assert not np.allclose(before, to_numpy(model.sparse.kernel_values))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_float64_is_exact(impl):
+    conn = random_connectivity(30, 6, density=0.3, seed=4)
+    layer = _layer(conn, impl, dtype="float64")
+    x = np.random.default_rng(4).standard_normal((5, 30))
+    out = layer(x)
+    if BACKEND == "jax" and not keras.config.floatx() == "float64":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            pytest.skip("JAX computes float64 only with jax_enable_x64")
+    assert keras.backend.standardize_dtype(out.dtype) == "float64"
+    np.testing.assert_allclose(to_numpy(out), x @ _kernel(layer), rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------- non-finite inputs
+def test_non_finite_inputs_reach_only_their_outputs_on_every_kernel():
+    conn = random_connectivity(20, 6, density=0.3, seed=5)
+    x = np.random.default_rng(5).standard_normal((2, 20)).astype("float32")
+    x[0, 3], x[1, 7] = np.nan, np.inf
+    results = {}
+    for impl in ("sparse", "csr", "dense"):
+        if impl == "csr" and not backend.csr_available():
+            continue
+        layer = _layer(conn, impl, use_bias=False, kernel_initializer="ones")
+        results[impl] = to_numpy(layer(x))
+    # NumPy reference restricted to the connections (no 0 * NaN terms).
+    want = np.zeros((2, 6))
+    for i, j in zip(conn.input_indices, conn.output_indices, strict=True):
+        want[:, j] += x[:, i].astype(np.float64)
+    for impl, got in results.items():
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=impl)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=impl)
+    assert np.isfinite(want[0]).any()  # some outputs are not connected to input 3
+
+
+# ------------------------------------------------------------------ cloning
+def test_clone_json_and_deepcopy_keep_a_large_connectivity():
+    conn = random_connectivity(100_000, 300, nnz=300_000, seed=0)
+    model = keras.Sequential([keras.Input((100_000,)), SparseDense(300, conn, name="s")])
+    assert model.get_layer("s").get_config()["connectivity"]["stored_with_weights"]
+    x = np.random.default_rng(0).standard_normal((2, 100_000)).astype("float32")
+    for rebuilt in (
+        keras.models.clone_model(model),
+        keras.models.model_from_json(model.to_json()),
+        copy.deepcopy(model),
+    ):
+        layer = rebuilt.get_layer("s")
+        assert layer.connectivity.same_edges(conn)
+        assert layer(x).shape == (2, 300)
+
+
+# --------------------------------------------------------------- transforms
+@pytest.mark.parametrize("impl", IMPLS)
+def test_vmap_per_example_gradients(impl):
+    conn = random_connectivity(9, 4, density=0.5, seed=6)
+    layer = _layer(conn, impl)
+    x = np.random.default_rng(6).standard_normal((5, 9)).astype("float32")
+    v0 = layer.kernel_values.value
+
+    def loss(v, xi):
+        return ops.sum(apply(layer, ops.expand_dims(xi, 0), v) ** 2)
+
+    if BACKEND == "jax":
+        import jax
+
+        per_example = np.asarray(jax.vmap(jax.grad(loss), in_axes=(None, 0))(v0, x))
+    elif BACKEND == "torch":
+        import torch
+
+        per_example = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(
+            v0.detach(), torch.tensor(x)
+        ).detach().numpy()
+    else:
+        # TensorFlow has no vmap of gradients; per-example gradients are
+        # one tape per example (tf.vectorized_map of the forward pass is
+        # tested below).
+        import tensorflow as tf
+
+        vv = tf.constant(to_numpy(v0))
+
+        def grad_one(xi):
+            with tf.GradientTape() as tape:
+                tape.watch(vv)
+                value = loss(vv, xi)
+            return tape.gradient(value, vv)
+
+        per_example = np.stack([grad_one(tf.constant(xi)).numpy() for xi in x])
+    w = _kernel(layer)
+    for k in range(5):
+        y = x[k].astype(np.float64) @ w
+        want = 2 * x[k][conn.input_indices] * y[conn.output_indices]
+        np.testing.assert_allclose(per_example[k], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_vectorized_map_matches_batched_call(impl):
+    conn = random_connectivity(9, 4, density=0.5, seed=7)
+    layer = _layer(conn, impl)
+    x = np.random.default_rng(7).standard_normal((6, 9)).astype("float32")
+    mapped = ops.vectorized_map(
+        lambda xi: layer(ops.expand_dims(xi, 0))[0], ops.convert_to_tensor(x)
+    )
+    np.testing.assert_allclose(to_numpy(mapped), to_numpy(layer(x)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_compiled_step_matches_eager(impl):
+    """`tf.function(jit_compile=True)` (XLA) on TensorFlow,
+    `torch.compile(fullgraph=True)` on PyTorch, `jax.jit` on JAX."""
+    conn = random_connectivity(16, 5, density=0.4, seed=8)
+    layer = _layer(conn, impl)
+    x = np.random.default_rng(8).standard_normal((4, 16)).astype("float32")
+    eager = to_numpy(layer(x))
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        v = layer.kernel_values
+
+        @tf.function(jit_compile=True)
+        def step(xx):
+            with tf.GradientTape() as tape:
+                y = layer(xx)
+                loss = tf.reduce_sum(y**2)
+            return y, tape.gradient(loss, v.value if hasattr(v, "value") else v)
+
+        y, g = step(tf.constant(x))
+        assert g is not None
+    elif BACKEND == "torch":
+        import torch
+
+        compiled = torch.compile(lambda xx: layer(xx), fullgraph=True, backend="eager")
+        y = compiled(torch.tensor(x))
+    else:
+        import jax
+
+        y = jax.jit(lambda xx: layer(xx))(x)
+    np.testing.assert_allclose(to_numpy(y), eager, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------ sparse inputs
+@pytest.mark.parametrize("impl", IMPLS)
+def test_sparse_input_tensors(impl):
+    conn = random_connectivity(12, 4, density=0.5, seed=9)
+    layer = _layer(conn, impl)
+    dense = np.zeros((3, 12), "float32")
+    dense[0, 2], dense[1, 5], dense[2, 11] = 1.5, -2.0, 3.0
+    want = to_numpy(layer(dense))
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        sparse = tf.sparse.from_dense(dense)
+    elif BACKEND == "jax":
+        from jax.experimental import sparse as jsparse
+
+        sparse = jsparse.BCOO.fromdense(dense)
+    else:
+        import torch
+
+        sparse = torch.tensor(dense).to_sparse()
+    np.testing.assert_allclose(to_numpy(layer(sparse)), want, rtol=1e-6, atol=1e-6)
+
+
+def test_scipy_sparse_through_fit_and_sparse_keras_input():
+    import scipy.sparse as sp
+
+    conn = random_connectivity(12, 4, density=0.5, seed=10)
+    if BACKEND == "torch":
+        inputs = keras.Input((12,))  # Keras's torch backend has no sparse inputs
+    else:
+        inputs = keras.Input((12,), sparse=True)
+    outputs = keras.layers.Dense(1)(SparseDense(4, conn)(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", "mse")
+    x = sp.random(32, 12, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    y = np.ones((32, 1), "float32")
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    np.testing.assert_allclose(
+        to_numpy(model.predict(x, verbose=0)), to_numpy(model(x.toarray())), rtol=1e-5, atol=1e-5
+    )
+
+
+# ------------------------------------------------------------------- export
+_SERVE = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    restored = tf.saved_model.load(sys.argv[1])
+    x = np.load(sys.argv[2])
+    out = restored.serve(tf.constant(x)).numpy()
+    np.save(sys.argv[3], out)
+    """
+)
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="tf_saved_model export is TF's and JAX's")
+@pytest.mark.parametrize("impl", ["csr", "sparse", "dense"])
+def test_exported_model_serves_in_a_fresh_process(impl, tmp_path):
+    conn = random_connectivity(30, 5, density=0.3, seed=11)
+    if impl == "csr" and not backend.csr_available():
+        pytest.skip("no compiled kernels on this placement")
+    model = keras.Sequential([
+        keras.Input((30,)), SparseDense(5, conn, implementation=impl, activation="relu")
+    ])
+    x = np.random.default_rng(11).standard_normal((4, 30)).astype("float32")
+    want = to_numpy(model(x))
+    path = str(tmp_path / "exported")
+    model.export(path, verbose=False)
+    np.save(tmp_path / "x.npy", x)
+    script = tmp_path / "serve.py"
+    script.write_text(_SERVE)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run(
+        [sys.executable, str(script), path, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+        check=True, env=env, capture_output=True, timeout=300,
+    )
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- JAX trace
+@pytest.mark.skipif(BACKEND != "jax", reason="the XLA FFI kernels are JAX's")
+def test_first_layer_built_inside_a_trace_keeps_the_ffi_kernels():
+    import subprocess as sp
+
+    code = textwrap.dedent(
+        """
+        import warnings, numpy as np, keras
+        warnings.simplefilter("error", RuntimeWarning)
+        from keras_sparse import SparseDense
+        from keras_sparse.connectivity import random_connectivity
+        from keras_sparse.ops.backend import jax_ffi
+        conn = random_connectivity(20, 4, density=0.5, seed=0)
+        class M(keras.Model):
+            def __init__(self):
+                super().__init__()
+                self.s = SparseDense(4, conn, implementation="csr")
+            def call(self, x):
+                return self.s(x)
+        m = M()
+        m.compile("sgd", "mse")
+        m.fit(np.ones((8, 20), "float32"), np.ones((8, 4), "float32"), verbose=0)
+        assert jax_ffi.available(), jax_ffi.unavailable_reason()
+        print("ok")
+        """
+    )
+    out = sp.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                 env=dict(os.environ, KERAS_BACKEND="jax"))
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]

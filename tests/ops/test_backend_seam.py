@@ -1,0 +1,126 @@
+"""The backend seam: every binding has the same names, and the compiled
+kernels equal the portable formulas and NumPy, with gradients of any order."""
+
+import numpy as np
+import pytest
+from keras import ops
+
+from helpers import BACKEND, to_numpy
+from keras_sparse.connectivity import random_connectivity
+from keras_sparse.ops import backend, csr_cpu, portable
+
+
+@pytest.mark.parametrize("name", ["jax", "tensorflow", "torch", "portable"])
+def test_every_binding_implements_the_signature(name):
+    import importlib
+
+    module = importlib.import_module(f"keras_sparse.ops.backend.{name}")
+    missing = [n for n in backend.SIGNATURE if not hasattr(module, n)]
+    assert not missing, f"{name} lacks {missing}"
+    assert module.GROUPED_CONV_MODE in ("native", "split")
+    assert 0 <= module.AUTO_SPARSE_MAX_DENSITY <= 1
+    assert 0 <= module.AUTO_CSR_MAX_DENSITY <= 1
+
+
+def test_only_the_seam_asks_for_the_backend():
+    import pathlib
+
+    root = pathlib.Path(backend.__file__).parents[2]
+    hits = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "backend.backend()" in p.read_text()
+    ]
+    assert hits == ["ops/backend/__init__.py"], hits
+
+
+def _case(shape, density, batch, dtype="float32", seed=0):
+    conn = random_connectivity(*shape, density=density, seed=seed)
+    plan = csr_cpu.CSRPlan.from_connectivity(conn)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, shape[0])).astype(dtype)
+    v = rng.standard_normal(conn.nnz).astype(dtype)
+    w = np.zeros(shape)
+    w[conn.input_indices, conn.output_indices] = v
+    return conn, plan, x, v, w
+
+
+@pytest.mark.parametrize("shape, density, batch", [((40, 7), 0.3, 5), ((300, 20), 0.02, 33)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_csr_matmul_matches_portable_and_numpy(shape, density, batch, dtype):
+    if not backend.csr_available():
+        pytest.skip("no compiled kernels on this placement")
+    conn, plan, x, v, w = _case(shape, density, batch, dtype)
+    arrays = tuple(backend.host_constant(a) for a in plan.arrays)
+    xt, vt = ops.convert_to_tensor(x), ops.convert_to_tensor(v)
+    if str(xt.dtype).split(".")[-1] != dtype:
+        pytest.skip(f"{BACKEND} has no {dtype} here (JAX: jax_enable_x64 is off)")
+    fast = to_numpy(backend.csr_matmul(xt, vt, arrays, shape))
+    slow = to_numpy(portable.csr_matmul(xt, vt, arrays, shape))
+    assert fast.dtype == np.dtype(dtype)
+    assert slow.dtype == np.dtype(dtype)
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(fast, x @ w, rtol=tol, atol=tol)
+    np.testing.assert_allclose(slow, x @ w, rtol=tol, atol=tol)
+
+
+def _second_order(fn, x, v):
+    """Gradient w.r.t. `v` of the gradient penalty |d sum(tanh(fn)) / dx|^2."""
+    if BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def penalty(vv):
+            gx = jax.grad(lambda xx: jnp.sum(jnp.tanh(fn(xx, vv))))(x)
+            return jnp.sum(gx**2)
+
+        return np.asarray(jax.grad(penalty)(v))
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        vv = tf.Variable(v)
+        xx = tf.constant(x)
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(xx)
+                loss = tf.reduce_sum(tf.tanh(fn(xx, vv)))
+            gx = inner.gradient(loss, xx)
+            penalty = tf.reduce_sum(gx**2)
+        grad = outer.gradient(penalty, vv)
+        assert grad is not None, "the penalty's gradient was dropped"
+        return grad.numpy()
+    import torch
+
+    vv = torch.tensor(v, requires_grad=True)
+    xx = torch.tensor(x, requires_grad=True)
+    loss = torch.sum(torch.tanh(fn(xx, vv)))
+    (gx,) = torch.autograd.grad(loss, xx, create_graph=True)
+    (grad,) = torch.autograd.grad(torch.sum(gx**2), vv)
+    return grad.detach().numpy()
+
+
+def _numpy_penalty(x, v, conn):
+    w = np.zeros(conn.shape)
+    w[conn.input_indices, conn.output_indices] = v
+    y = x @ w
+    gx = (1 - np.tanh(y) ** 2) @ w.T
+    return np.sum(gx**2)
+
+
+def test_second_order_gradients_run_the_kernels_and_match_numpy():
+    if not backend.csr_available():
+        pytest.skip("no compiled kernels on this placement")
+    conn, plan, x, v, w = _case((30, 6), 0.3, 4, "float64", seed=3)
+    arrays = tuple(backend.host_constant(a) for a in plan.arrays)
+
+    def fn(xx, vv):
+        return backend.csr_matmul(xx, vv, arrays, conn.shape)
+
+    got = _second_order(fn, x, v)
+    # Central finite differences of the penalty, in float64 NumPy.
+    eps = 1e-6
+    want = np.array([
+        (_numpy_penalty(x, v + eps * e, conn) - _numpy_penalty(x, v - eps * e, conn)) / (2 * eps)
+        for e in np.eye(conn.nnz)
+    ])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
