@@ -1,5 +1,7 @@
 """MkDocs hook: one API reference page per public module of `keras_sparse`.
 
+(It also lists `docs/architecture.md` in the navigation once that page exists.)
+
 Public modules are found on disk at build time (every subpackage or module of
 `keras_sparse` whose name does not start with an underscore and that defines
 `__all__`), so a module added to the package appears in the reference and the
@@ -124,7 +126,20 @@ def page_text(module: str) -> str:
     return "\n".join(lines)
 
 
+# Pages another owner may add later: (title, file, the nav entry it follows).
+OPTIONAL_PAGES = [("Architecture", "architecture.md", "Bad inputs")]
+
+
 def on_config(config: Any) -> Any:
+    docs = Path(config["docs_dir"])
+    for title, path, after in OPTIONAL_PAGES:
+        listed = any(isinstance(i, dict) and path in i.values() for i in config["nav"])
+        if (docs / path).exists() and not listed:
+            titles = [
+                next(iter(i)) if isinstance(i, dict) else i for i in config["nav"]
+            ]
+            at = titles.index(after) + 1 if after in titles else len(titles)
+            config["nav"].insert(at, {title: path})
     entries = [{m: page_path(m)} for m in public_modules()]
     for item in config["nav"]:
         if isinstance(item, dict) and NAV_TITLE in item:
