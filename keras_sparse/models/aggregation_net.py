@@ -756,21 +756,12 @@ class SparseNet(AggregationNet):
     the arguments are the same, and `aggregation` is fixed.
 
     Args:
-        depth: int, weighted layers; `(depth - 4) / 3` layers per block, or
-            `(depth - 4) / 6` with bottleneck (3 blocks).
-        growth_rate: int, or one int per block, e.g. `(16, 32, 64)`;
-            `None` (the default): 24.
-        bottleneck: bool, BN-ReLU-Conv1x1(4k) before each 3x3 conv.
-        compression: float in (0, 1]; `None`: 0.5 with bottleneck, else 1.
-        dropout_rate: float in [0, 1), after every conv but the stem.
-        num_classes: int, classifier width.
-        input_shape: tuple of 3 ints, e.g. `(32, 32, 3)`.
-        aggregation: `None` or `"sparse"` (fixed).
-        num_blocks: int, 3 for CIFAR.
-        stem_channels: int or `None` (`2 * growth_rate[0]`).
-        classifier_activation: `"softmax"` (default), or `None` for logits.
-        name: the model's name.
-        **kwargs: passed to `keras.Model`.
+        growth_rate: int, or one int per block; `None` (the default)
+            means 24.
+        aggregation: `None` or `"sparse"`: fixed by the class.
+        depth, bottleneck, compression, dropout_rate, num_classes,
+        input_shape, num_blocks, stem_channels, classifier_activation,
+        name, **kwargs: as for `AggregationNet`.
 
     Input shape:
         `(batch, rows, cols, channels)` (channels_last) or
@@ -812,20 +803,12 @@ class DenseNet(AggregationNet):
     non-BC models used 16 (`stem_channels=16`).
 
     Args:
-        depth: int, weighted layers; `(depth - 4) / 3` layers per block, or
-            `(depth - 4) / 6` with bottleneck (3 blocks).
-        growth_rate: int, or one int per block; `None` (the default): 12.
-        bottleneck: bool, BN-ReLU-Conv1x1(4k) before each 3x3 conv.
-        compression: float in (0, 1]; `None`: 0.5 with bottleneck, else 1.
-        dropout_rate: float in [0, 1), after every conv but the stem.
-        num_classes: int, classifier width.
-        input_shape: tuple of 3 ints, e.g. `(32, 32, 3)`.
-        aggregation: `None` or `"dense"` (fixed).
-        num_blocks: int, 3 for CIFAR.
-        stem_channels: int or `None` (`2 * growth_rate[0]`).
-        classifier_activation: `"softmax"` (default), or `None` for logits.
-        name: the model's name.
-        **kwargs: passed to `keras.Model`.
+        growth_rate: int, or one int per block; `None` (the default)
+            means 12.
+        aggregation: `None` or `"dense"`: fixed by the class.
+        depth, bottleneck, compression, dropout_rate, num_classes,
+        input_shape, num_blocks, stem_channels, classifier_activation,
+        name, **kwargs: as for `AggregationNet`.
 
     Input shape:
         `(batch, rows, cols, channels)` (channels_last) or
