@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Sets everything up, fetches the qusage influenza-challenge data if needed
-# (Debian package r-bioc-qusage, unpacked into ~/.cache/keras-sparse; no R),
-# and runs the main job: `keras-sparse demo`. Extra arguments go to it,
-# e.g. `bash scripts/demo.sh --backend torch --output my-run`.
+# Sets everything up, fetches the data if needed (qusage influenza-challenge
+# data from Debian's r-bioc-qusage; Reactome's hierarchy from the PyPI wheel
+# binn 0.1.1 and Debian's r-bioc-org.hs.eg.db; cached in ~/.cache/keras-sparse;
+# no R) and runs the main job, the Reactome pathway-network study:
+# `keras-sparse demo`. Extra arguments go to it, e.g.
+# `bash scripts/demo.sh --study full` or `--backend torch --output my-run`.
 # `bash scripts/demo.sh lenet5` runs the second demo (LeNet-5 on
 # Fashion-MNIST; installs Debian's dataset-fashion-mnist if missing).
 set -euo pipefail

@@ -127,8 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--gene-sets",
-        required=True,
-        help="GMT, gene/pathway edge table (CSV/TSV), or Connectivity .npz",
+        default=None,
+        help="GMT, gene/pathway edge table (CSV/TSV), or Connectivity .npz (required "
+        "unless --hierarchy reactome)",
     )
     fit.add_argument(
         "--task", choices=["classification", "regression"], default="classification"
@@ -148,7 +149,41 @@ def _parser() -> argparse.ArgumentParser:
         default=10,
         help="permutations per pathway for the importance (default 10)",
     )
-    common(fit, "keras-sparse-fit", "training epochs (default 60)")
+    study = fit.add_argument_group(
+        "study (the demo's analysis on your files; binary labels and --group-column)"
+    )
+    study.add_argument(
+        "--study",
+        choices=STUDY_PRESETS,
+        default=None,
+        help="run the pathway-network study instead of the comparison",
+    )
+    study.add_argument(
+        "--hierarchy",
+        default=None,
+        help="'reactome' (gene symbols; fetched once), or a parent -> child pathway "
+        "table (CSV/TSV, first two columns) layered over --gene-sets; default: "
+        "--gene-sets as one level",
+    )
+    study.add_argument(
+        "--levels", type=int, default=3, help="hierarchy levels (default 3)"
+    )
+    study.add_argument(
+        "--min-size", type=int, default=5, help="bottom pathway min genes"
+    )
+    study.add_argument(
+        "--max-size", type=int, default=300, help="bottom pathway max genes"
+    )
+    study.add_argument(
+        "--positive",
+        default=None,
+        help="comma-separated pathway ids declared positive before the run",
+    )
+    study.add_argument("--seeds", type=int, default=None, help="override: seeds")
+    study.add_argument("--permutations", type=int, default=None, help="override")
+    study.add_argument("--controls", type=int, default=None, help="override")
+    study.add_argument("--no-planted", action="store_true", help="skip the planted arm")
+    common(fit, "keras-sparse-fit", "training epochs (default 60; study 40)")
 
     cifar = sub.add_parser(
         "train-cifar",
@@ -206,6 +241,8 @@ def _check_args(args: argparse.Namespace) -> None:
             "folder (results are written into it)."
         )
     minimum = dict(
+        levels=1,
+        min_size=1,
         epochs=1,
         folds=2,
         seeds=1,
@@ -234,6 +271,9 @@ def _study_config(args: argparse.Namespace) -> Any:
     }
     if args.no_planted:
         overrides["planted"] = False
+    if getattr(args, "command", None) == "fit":
+        overrides.pop("folds", None)
+        overrides["folds"] = args.folds
     return dataclasses.replace(STUDIES[args.study], seed=args.seed, **overrides)
 
 
@@ -274,14 +314,16 @@ def _print_study(result: Any, config: Any, elapsed: float) -> None:
         f"smallest p possible with these replicate counts: {s['min_possible_p']:.2g}); "
         f"{s['n_positive_significant']} of the {s['n_positive']} positive-set nodes"
     )
-    print(
-        f"positive set vs {len(result.controls) - 1} gene-permuted control "
-        "hierarchies: "
-        f"AUROC {s['positive_set_auroc']:.3f} (controls mean "
-        f"{s['positive_set_control_auroc_mean']:.3f}), rank "
-        f"{s['positive_set_rank']} of "
-        f"{len(result.controls)}, empirical p = {s['positive_set_p']:.3f}"
-    )
+    if s["n_positive"]:
+        print(
+            f"positive set vs {len(result.controls) - 1} gene-permuted control "
+            f"hierarchies: AUROC {s['positive_set_auroc']:.3f} (controls mean "
+            f"{s['positive_set_control_auroc_mean']:.3f}), rank "
+            f"{s['positive_set_rank']} of {len(result.controls)}, empirical p = "
+            f"{s['positive_set_p']:.3f}"
+        )
+    else:
+        print("positive set: none declared (--positive), so no control-hierarchy test")
     top = result.nodes.head(12)
     print("\ntop nodes (by q, then effect = real - permuted-label mean percentile):")
     print(
@@ -398,6 +440,18 @@ def _fit(args: argparse.Namespace) -> int:
         write_outputs,
     )
 
+    if args.gene_sets is None and args.hierarchy != "reactome":
+        raise _ArgumentError(
+            "--gene-sets is required (GMT, gene/pathway table or .npz) unless "
+            "--hierarchy reactome."
+        )
+    if args.study is not None and (
+        args.task != "classification" or not args.group_column
+    ):
+        raise _ArgumentError(
+            "--study needs binary classification labels and --group-column (folds "
+            "and permutations keep each group together)."
+        )
     x, samples, genes = read_expression(args.expression)
     labels = read_labels(
         args.labels,
@@ -407,14 +461,16 @@ def _fit(args: argparse.Namespace) -> int:
         group_column=args.group_column,
         sample_column=args.sample_column,
     )
-    connectivity, report = read_gene_sets(
-        args.gene_sets, genes, min_found=args.min_genes
-    )
     summary = summarize_labels(labels)
-    print(f"data: {x.shape[0]} samples x {x.shape[1]} genes; {report}", flush=True)
     if "classes" in summary:
         counts = ", ".join(f"{c!r}: {n}" for c, n in summary["classes"].items())
         print(f"classes of {args.label_column!r}: {counts}", flush=True)
+    if args.study is not None:
+        return _fit_study(args, x, genes, labels, summary)
+    connectivity, report = read_gene_sets(
+        args.gene_sets, genes, min_found=args.min_genes
+    )
+    print(f"data: {x.shape[0]} samples x {x.shape[1]} genes; {report}", flush=True)
     info = dict(
         command="fit",
         expression=os.path.abspath(args.expression),
@@ -457,6 +513,110 @@ def _fit(args: argparse.Namespace) -> int:
     for path in written:
         print(f"  {os.path.basename(path)}")
     print(f"done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _fit_study(
+    args: argparse.Namespace, x: Any, genes: list[str], labels: Any, summary: dict
+) -> int:
+    import keras
+
+    from keras_sparse.cli.inputs import _read_table, read_gene_sets
+    from keras_sparse.connectivity.hierarchy import hierarchy_connectivities
+    from keras_sparse.experiments.flu_study import write_study_outputs
+    from keras_sparse.experiments.study import group_permuter, run_study
+
+    if labels.classes is None or len(labels.classes) != 2:
+        raise _ArgumentError(
+            f"--study needs two classes in --label-column {args.label_column!r}. "
+            f"Received: {labels.classes}"
+        )
+    names: dict[str, str] = {}
+    if args.hierarchy == "reactome":
+        from keras_sparse.datasets.reactome import load_reactome
+
+        reactome = load_reactome()
+        relations, annotations, names = (
+            reactome.relations,
+            reactome.annotations,
+            reactome.names,
+        )
+    else:
+        if args.hierarchy is not None:
+            table = _read_table(args.hierarchy, "--hierarchy", index_col=None)
+            relations = list(table.iloc[:, :2].itertuples(index=False, name=None))
+        conn, report = read_gene_sets(args.gene_sets, genes, min_found=1)
+        print(f"gene sets: {report}", flush=True)
+        edges = conn.to_edge_table()
+        annotations = list(
+            edges[["input", "output"]].itertuples(index=False, name=None)
+        )
+    if args.hierarchy is None:
+        levels = hierarchy_connectivities(
+            [],
+            annotations,
+            genes,
+            num_levels=1,
+            min_size=args.min_size,
+            max_size=args.max_size,
+        )
+    else:
+        levels = hierarchy_connectivities(
+            relations,
+            annotations,
+            genes,
+            num_levels=args.levels,
+            min_size=args.min_size,
+            max_size=args.max_size,
+        )
+    nodes = {n.split("_copy")[0] for c in levels for n in c.output_names or ()}
+    positive = set(filter(None, (p.strip() for p in (args.positive or "").split(","))))
+    unknown = sorted(positive - nodes)
+    if unknown:
+        raise _ArgumentError(
+            f"--positive: {len(unknown)} id(s) are not nodes of the hierarchy: "
+            f"{unknown[:10]}. Node ids look like {sorted(nodes)[:5]}."
+        )
+    permute, how = group_permuter(labels.y, labels.groups)
+    config = _study_config(args)
+    print(f"backend: {keras.backend.backend()} (keras {keras.__version__})", flush=True)
+    print(
+        "hierarchy: "
+        + " -> ".join(f"{c.num_outputs} nodes" for c in levels)
+        + f"; null: {how}; study: {config.describe()}",
+        flush=True,
+    )
+    start = time.perf_counter()
+    result = run_study(
+        x,
+        labels.y,
+        labels.groups,
+        levels,
+        permute,
+        positive,
+        node_names=names,
+        config=config,
+        progress=lambda m: print(m, flush=True),
+    )
+    elapsed = time.perf_counter() - start
+    _print_study(result, config, elapsed)
+    info = dict(
+        command="fit --study",
+        expression=os.path.abspath(args.expression),
+        labels=os.path.abspath(args.labels),
+        hierarchy=args.hierarchy,
+        gene_sets=args.gene_sets,
+        null=how,
+        positive=sorted(positive),
+        backend=keras.backend.backend(),
+        config=dict(vars(config)),
+        summary=result.summary,
+        planted=result.planted_summary,
+        seconds=round(elapsed, 1),
+        **summary,
+    )
+    written = write_study_outputs(result, levels, args.output, info)
+    print(f"\nwrote {len(written)} files to {os.path.abspath(args.output)}")
     return 0
 
 

@@ -232,11 +232,12 @@ def write_study_outputs(
             table.to_csv(os.path.join(tmp, name), index=False)
         plots.plot_sankey(result.nodes, levels, os.path.join(tmp, "sankey.png"))
         plots.plot_volcano(result.nodes, os.path.join(tmp, "volcano.png"))
-        plots.plot_positive_set(
-            result.controls,
-            result.summary,
-            os.path.join(tmp, "positive_set_vs_controls.png"),
-        )
+        if result.summary["n_positive"] > 0:
+            plots.plot_positive_set(
+                result.controls,
+                result.summary,
+                os.path.join(tmp, "positive_set_vs_controls.png"),
+            )
         plots.plot_accuracy(
             result.accuracy,
             result.planted,

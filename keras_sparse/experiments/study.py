@@ -51,7 +51,7 @@ from keras_sparse.interpret.statistics import (
 )
 from keras_sparse.models.pathway_network import level_name
 
-__all__ = ["StudyConfig", "StudyResult", "run_study", "STUDIES"]
+__all__ = ["STUDIES", "StudyConfig", "StudyResult", "group_permuter", "run_study"]
 
 
 @dataclasses.dataclass
@@ -131,6 +131,38 @@ class StudyResult:
     planted_summary: dict[str, Any] | None
     activation: pd.DataFrame | None
     summary: dict[str, Any]
+
+
+def group_permuter(
+    y: np.ndarray, groups: np.ndarray
+) -> tuple[Callable[[np.random.Generator], np.ndarray], str]:
+    """A label permutation between groups, and a description of it.
+
+    When every group has one label (e.g. patient-level status), the groups'
+    labels are permuted among the groups. Labels that change within a group
+    cannot be moved between groups in general; such data get a plain
+    permutation of the sample labels, and the description says so.
+    """
+    y = np.asarray(y)
+    groups = np.asarray(groups)
+    names = np.unique(groups)
+    per_group = {g: np.unique(y[groups == g]) for g in names}
+    if all(v.size == 1 for v in per_group.values()):
+        values = np.array([per_group[g][0] for g in names])
+
+        def between(rng: np.random.Generator) -> np.ndarray:
+            mapping = dict(zip(names, rng.permutation(values), strict=True))
+            return np.array([mapping[g] for g in groups])
+
+        return between, "labels permuted between groups (one label per group)"
+
+    def samples(rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(y)
+
+    return samples, (
+        "labels vary within groups, so the null permutes sample labels (not "
+        "between groups; weaker than the demo's between-subject null)"
+    )
 
 
 def _splits(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> list:
@@ -386,18 +418,21 @@ def run_study(
     # Positive set vs control hierarchies: protocol-matched (replicate 0 of
     # the real hierarchy over the folds vs each control over the folds).
     real0 = np.mean([s for f, r, s in arms["real"] if r == 0], axis=0)
-    observed = set_auroc(real0, is_positive)
-    control_stats = []
-    for c in range(config.controls):
-        sc = np.mean([s for f, r, s in arms["control"] if r == c], axis=0)
-        control_stats.append(set_auroc(sc, is_positive))
+    has_positive = 0 < is_positive.sum() < is_positive.size
+    observed, control_stats, positive_p = float("nan"), [], float("nan")
+    if has_positive:
+        observed = set_auroc(real0, is_positive)
+        for c in range(config.controls):
+            sc = np.mean([s for f, r, s in arms["control"] if r == c], axis=0)
+            control_stats.append(set_auroc(sc, is_positive))
+        positive_p = float(empirical_p(observed, control_stats))
     control_table = pd.DataFrame(
         dict(
-            hierarchy=["real"] + [f"control {c + 1}" for c in range(config.controls)],
+            hierarchy=["real"]
+            + [f"control {c + 1}" for c in range(len(control_stats))],
             positive_set_auroc=[observed, *control_stats],
         )
     )
-    positive_p = float(empirical_p(observed, control_stats))
     comparisons = _comparisons(accuracy, config)
     summary = dict(
         n_networks=dict(
@@ -413,7 +448,9 @@ def run_study(
         n_positive=int(is_positive.sum()),
         n_positive_significant=int(((q < 0.05) & is_positive).sum()),
         positive_set_auroc=observed,
-        positive_set_control_auroc_mean=float(np.mean(control_stats)),
+        positive_set_control_auroc_mean=(
+            float(np.mean(control_stats)) if control_stats else float("nan")
+        ),
         positive_set_rank=int(1 + sum(c >= observed for c in control_stats)),
         positive_set_p=positive_p,
         min_possible_p=float(

@@ -152,10 +152,11 @@ def plot_volcano(
     )
     ax.axhline(-np.log10(q_threshold), color="grey", ls="--", lw=0.8)
     ax.text(
-        ax.get_xlim()[0],
+        ax.get_xlim()[1],
         -np.log10(q_threshold),
-        f" q = {q_threshold}",
+        f"q = {q_threshold} ",
         va="bottom",
+        ha="right",
         fontsize=8,
         color="grey",
     )
@@ -174,7 +175,7 @@ def plot_volcano(
         f"{int((nodes.q < q_threshold).sum())} of {len(nodes)} nodes at "
         f"q < {q_threshold}"
     )
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="center left")
     fig.savefig(os.fspath(path), dpi=110)
     plt.close(fig)
 

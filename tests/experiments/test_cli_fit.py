@@ -343,3 +343,35 @@ def test_help_is_fast_without_keras():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_fit_study_on_own_files(files, tmp_path, capsys):
+    out = tmp_path / "study"
+    argv = fit_args(
+        files, out, **{"--importance-repeats": None, "--epochs": "2", "--folds": "3"}
+    ) + [
+        "--study",
+        "default",
+        "--seeds",
+        "1",
+        "--permutations",
+        "2",
+        "--controls",
+        "2",
+        "--no-planted",
+        "--positive",
+        "P_signal",
+        "--min-size",
+        "3",
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "positive set vs 2 gene-permuted control hierarchies" in printed
+    assert "labels vary within groups" in printed  # the null it could use, said
+    nodes = pd.read_csv(out / "nodes.csv")
+    assert set(nodes.node) == {"P_signal", "P_noise", "P_rest"}
+    assert nodes.loc[nodes.node == "P_signal", "positive"].item()
+    assert (out / "volcano.png").exists() and (out / "accuracy_tests.csv").exists()
+    bad = [("NOT_A_NODE" if a == "P_signal" else a) for a in argv]
+    assert main(bad) == 2
+    assert "--positive: 1 id(s) are not nodes" in capsys.readouterr().err
