@@ -1,4 +1,16 @@
-"""Callbacks that change sparse layers' connectivity during training: GMP, SET, RigL."""
+"""Callbacks that change sparse layers' connectivity during training: GMP, SET, RigL.
+
+They work under `model.fit` on every backend (on JAX, the trainer's state
+is written back to the variables before an update, and the next step reads
+the changed variables) and in hand-written loops:
+
+    cb = SET(update_interval=100, optimizer=optimizer)
+    cb.set_model(model)
+    cb.on_train_begin()
+    for step, (x, y) in enumerate(batches):
+        ...  # one optimizer step
+        cb.on_train_batch_end(step)
+"""
 
 from __future__ import annotations
 
@@ -97,7 +109,9 @@ class _ConnectivityCallback(keras.callbacks.Callback):
     # ---------------------------------------------------------------- setup
     @property
     def optimizer(self) -> Any:
-        return self._optimizer if self._optimizer is not None else self.model.optimizer
+        if self._optimizer is not None:
+            return self._optimizer
+        return getattr(self.model, "optimizer", None)
 
     def _resolve_layers(self) -> list[Any]:
         model = self.model
@@ -245,6 +259,8 @@ class _DropGrow(_ConnectivityCallback):
                 np.arange(conn.nnz), alg.drop_smallest(alg.kernel_scores(values), count)
             )
             plans.append((index, layer, keep, count))
+        if not any(count for *_, count in plans):
+            return []
         grown_all = self._grow(step, plans)
         records = []
         for (_, layer, keep, count), grown in zip(plans, grown_all, strict=True):
