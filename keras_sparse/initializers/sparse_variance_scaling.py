@@ -57,8 +57,18 @@ class SparseVarianceScaling(keras.initializers.Initializer):
 
     Example:
 
-    >>> layer = SparseDense(230, connectivity,
+    >>> import numpy as np
+    >>> from keras_sparse.connectivity import random_connectivity
+    >>> from keras_sparse.layers import SparseDense
+    >>> conn = random_connectivity(9180, 230, density=0.01, seed=0)
+    >>> layer = SparseDense(230, conn,
     ...                     kernel_initializer=SparseVarianceScaling(seed=1))
+    >>> layer.build((None, 9180))
+    >>> values = np.asarray(layer.kernel_values)
+    >>> # each weight has variance 1 / fan_in of its output unit
+    >>> fan_in = conn.fan_in[conn.output_indices]
+    >>> bool(abs(np.std(values * np.sqrt(fan_in)) - 1.0) < 0.05)
+    True
 
     References:
         Evci et al., "Rigging the Lottery: Making All Tickets Winners",

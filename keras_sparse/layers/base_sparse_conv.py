@@ -42,7 +42,11 @@ def block_diagonal_groups(
 
     n_in, n_out = connectivity.shape
     nnz = connectivity.nnz
-    if nnz == 0 or (connectivity.fan_in == 0).any() or (connectivity.fan_out == 0).any():
+    if (
+        nnz == 0
+        or (connectivity.fan_in == 0).any()
+        or (connectivity.fan_out == 0).any()
+    ):
         return None
     rows = connectivity.input_indices.astype(np.int64)
     cols = connectivity.output_indices.astype(np.int64) + n_in
@@ -187,7 +191,11 @@ class BaseSparseConv(ConnectivityLayer):
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.rank = rank
-        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
+        if (
+            isinstance(filters, bool)
+            or not isinstance(filters, (int, np.integer))
+            or filters < 1
+        ):
             raise ValueError(
                 "Received an invalid value for `filters`, expected a positive "
                 f"integer. Received: filters={filters!r}"
@@ -319,7 +327,9 @@ class BaseSparseConv(ConnectivityLayer):
             self._plan = ConvPlan("dense", index)
             return
         edge = np.full((c_in, f), conn.nnz, dtype=np.int32)
-        edge[conn.input_indices, conn.output_indices] = np.arange(conn.nnz, dtype=np.int32)
+        edge[conn.input_indices, conn.output_indices] = np.arange(
+            conn.nnz, dtype=np.int32
+        )
         impl = self.implementation
         blocks = block_diagonal_groups(conn) if impl in ("auto", "grouped") else None
         if impl == "auto":
@@ -327,7 +337,9 @@ class BaseSparseConv(ConnectivityLayer):
         if impl == "dense":
             full = conn.nnz == c_in * f
             # full: the values are the kernel, reordered
-            self._plan = ConvPlan("dense", None if full else backend.host_constant(edge))
+            self._plan = ConvPlan(
+                "dense", None if full else backend.host_constant(edge)
+            )
             return
         assert blocks is not None
         groups, in_order, out_order = blocks
@@ -343,7 +355,9 @@ class BaseSparseConv(ConnectivityLayer):
             None
             if np.array_equal(in_order, np.arange(c_in))
             else backend.host_constant(in_order),
-            None if np.array_equal(inverse, np.arange(f)) else backend.host_constant(inverse),
+            None
+            if np.array_equal(inverse, np.arange(f))
+            else backend.host_constant(inverse),
             backend.GROUPED_CONV_MODE,
         )
 
@@ -369,12 +383,16 @@ class BaseSparseConv(ConnectivityLayer):
         area = math.prod(self.kernel_size)
         if index is None:
             c_in, filters = self._declared.shape
-            kernel = ops.transpose(ops.reshape(values, (filters, c_in, area)), (2, 1, 0))
+            kernel = ops.transpose(
+                ops.reshape(values, (filters, c_in, area)), (2, 1, 0)
+            )
             return ops.reshape(kernel, self.kernel_size + (c_in, filters))
         if callable(index):
             index = index()
         slots, filters = index.shape
-        padded = ops.concatenate([values, ops.zeros((1, area), dtype=values.dtype)], axis=0)
+        padded = ops.concatenate(
+            [values, ops.zeros((1, area), dtype=values.dtype)], axis=0
+        )
         flat = ops.take(padded, ops.reshape(index, (-1,)), axis=0)
         kernel = ops.transpose(ops.reshape(flat, (slots, filters, area)), (2, 0, 1))
         return ops.reshape(kernel, self.kernel_size + (slots, filters))
@@ -422,7 +440,9 @@ class BaseSparseConv(ConnectivityLayer):
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
         shape = list(input_shape)
         spatial_axes = (
-            range(1, self.rank + 1) if self.data_format == "channels_last" else range(2, self.rank + 2)
+            range(1, self.rank + 1)
+            if self.data_format == "channels_last"
+            else range(2, self.rank + 2)
         )
         for k, axis in enumerate(spatial_axes):
             size = shape[axis]
@@ -443,7 +463,9 @@ class BaseSparseConv(ConnectivityLayer):
         zeros where a kernel is absent (built on request)."""
         conn = self.connectivity
         edge = np.full(conn.shape, conn.nnz, dtype=np.int32)
-        edge[conn.input_indices, conn.output_indices] = np.arange(conn.nnz, dtype=np.int32)
+        edge[conn.input_indices, conn.output_indices] = np.arange(
+            conn.nnz, dtype=np.int32
+        )
         values = self._values(self.kernel_values.dtype)
         return self._kernel_from_values(values, ops.convert_to_tensor(edge))
 

@@ -106,7 +106,9 @@ class ConnectivityLayer(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(
-            kernel_initializer if kernel_initializer is not None else SparseVarianceScaling()
+            kernel_initializer
+            if kernel_initializer is not None
+            else SparseVarianceScaling()
         )
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -127,13 +129,18 @@ class ConnectivityLayer(keras.layers.Layer):
             "bias_constraint": keras.constraints.serialize(self.bias_constraint),
         }
 
-    def _add_connectivity_variables(self, extra: dict[str, np.ndarray]) -> None:
+    def _add_connectivity_variables(self, extra: dict[str, int]) -> None:
         """Creates the integer variables of a mutable connectivity and its
         `kernel_mask` (called from `build` when `mutable_connectivity`)."""
         nnz = self._declared.nnz
-        arrays = self._connectivity_arrays(self._connectivity) if self._connectivity else None
+        arrays = (
+            self._connectivity_arrays(self._connectivity)
+            if self._connectivity
+            else None
+        )
         self._index_variables: dict[str, Any] = {}
-        for name, size in (("input_indices", nnz), ("output_indices", nnz), *extra.items()):
+        sizes: dict[str, int] = {"input_indices": nnz, "output_indices": nnz, **extra}
+        for name, size in sizes.items():
             initial = arrays[name] if arrays is not None else np.zeros(size, np.int32)
             self._index_variables[name] = self.add_weight(
                 name=name,
@@ -311,7 +318,10 @@ class ConnectivityLayer(keras.layers.Layer):
         )
         if size <= _CONFIG_INLINE_BYTES:
             return inline
-        if self._share_key is None or _SHARED.get(self._share_key, [None])[0] is not conn:
+        if (
+            self._share_key is None
+            or _SHARED.get(self._share_key, [None])[0] is not conn
+        ):
             self._share_key = _share(self, conn)
         return {
             "stored_with_weights": True,
@@ -360,7 +370,9 @@ class ConnectivityLayer(keras.layers.Layer):
             if (
                 saved.shape != declared.shape
                 or saved.nnz != declared.nnz
-                or (declared.fingerprint and saved.fingerprint() != declared.fingerprint)
+                or (
+                    declared.fingerprint and saved.fingerprint() != declared.fingerprint
+                )
             ):
                 raise ValueError(
                     f"Layer '{self.name}' expects a connectivity of shape "

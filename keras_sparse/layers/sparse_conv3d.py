@@ -45,12 +45,14 @@ class SparseConv3D(BaseSparseConv):
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Input shape:
-        5D tensor (batch, depth, height, width, channels) for `"channels_last"` (channels
-        second for `"channels_first"`), any float dtype, or an integer dtype
-        (cast to the layer's compute dtype, as Keras does).
+        5D tensor (batch, depth, height, width, channels) for
+        `"channels_last"` (channels second for `"channels_first"`), any float
+        dtype, or an integer dtype (cast to the layer's compute dtype, as
+        Keras does).
 
     Output shape:
-        5D tensor (batch, new_depth, new_height, new_width, filters) (`"channels_last"`).
+        5D tensor (batch, new_depth, new_height, new_width, filters)
+        (`"channels_last"`).
 
     Raises:
         ValueError: for a non-positive `filters`, a `filters` that differs

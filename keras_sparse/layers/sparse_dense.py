@@ -118,8 +118,10 @@ class SparseDense(ConnectivityLayer):
         **kwargs: Any,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or (
-            units < 1
+        if (
+            isinstance(units, bool)
+            or not isinstance(units, (int, np.integer))
+            or (units < 1)
         ):
             raise ValueError(
                 "Received an invalid value for `units`, expected a positive "

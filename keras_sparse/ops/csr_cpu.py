@@ -38,7 +38,7 @@ try:  # Numba is a dependency, but keep the package importable without it.
 
     _HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised only without numba
-    numba = None
+    numba = None  # type: ignore[assignment]
     _HAVE_NUMBA = False
 
 __all__ = ["available", "CSRPlan", "spmm", "spmm_t", "sddmm"]
@@ -59,8 +59,11 @@ def available() -> bool:
 
 
 if _HAVE_NUMBA:
+
     @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
-    def _forward(x, indptr, indices, values, active, n_out, blk, out):  # pragma: no cover
+    def _forward(
+        x, indptr, indices, values, active, n_out, blk, out
+    ):  # pragma: no cover
         # out[b, o] = sum over connections (i -> o) of values * x[b, i]; input-major
         # CSR (indptr/indices/values by input), `active` = inputs with connections.
         batch = x.shape[0]
@@ -118,7 +121,9 @@ if _HAVE_NUMBA:
                         orow[i0 + j] = tile[j, t]
 
     @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
-    def _values_grad(x, dy, indptr, indices, perm, active, blk, n_chunks, out):  # pragma: no cover
+    def _values_grad(
+        x, dy, indptr, indices, perm, active, blk, n_chunks, out
+    ):  # pragma: no cover
         # out[perm[k]] = sum_b x[b, i] * dy[b, indices[k]] for connection k of input i.
         batch = x.shape[0]
         n_out = dy.shape[1]
@@ -200,7 +205,9 @@ class CSRPlan:
             self.active = np.flatnonzero(fan_out).astype(index)
 
     @classmethod
-    def from_connectivity(cls, connectivity: Any, all_inputs_active: bool = False) -> CSRPlan:
+    def from_connectivity(
+        cls, connectivity: Any, all_inputs_active: bool = False
+    ) -> CSRPlan:
         return cls(
             connectivity.input_indices,
             connectivity.output_indices,

@@ -64,7 +64,11 @@ def choose_implementation(
     """
     binding = backend.binding(backend_name or backend.NAME)
     if csr is None:
-        csr = backend.csr_available() if binding is backend.binding(backend.NAME) else False
+        csr = (
+            backend.csr_available()
+            if binding is backend.binding(backend.NAME)
+            else False
+        )
     density = connectivity.density
     n_in, n_out = connectivity.shape
     too_big = n_in * n_out > MAX_AUTO_DENSE_ENTRIES
@@ -103,7 +107,9 @@ class MatmulPlan:
         """`(nnz, 2)` `(input, output)` positions, or `None` when full."""
         if self.full:
             return None
-        return ops.stack([_read(self.input_indices), _read(self.output_indices)], axis=1)
+        return ops.stack(
+            [_read(self.input_indices), _read(self.output_indices)], axis=1
+        )
 
     def densify(self, values: Any) -> Any:
         """The dense `(num_inputs, num_outputs)` kernel of `values`."""
@@ -201,4 +207,6 @@ def make_plan(
         if impl == "csr":
             csr = csr_cpu.CSRPlan.from_connectivity(connectivity)
             csr_arrays = tuple(backend.host_constant(a) for a in csr.arrays)
-    return MatmulPlan(impl, (n_in, n_out), int(connectivity.nnz), full, rows, cols, csr_arrays)
+    return MatmulPlan(
+        impl, (n_in, n_out), int(connectivity.nnz), full, rows, cols, csr_arrays
+    )

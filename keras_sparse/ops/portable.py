@@ -66,7 +66,9 @@ def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:
     indptr, indices, perm, _active = arrays
     nnz = perm.shape[0]
     # Input of each input-major connection, with a static shape (nnz,).
-    rows = ops.searchsorted(indptr, ops.arange(nnz, dtype=indptr.dtype), side="right") - 1
+    rows = (
+        ops.searchsorted(indptr, ops.arange(nnz, dtype=indptr.dtype), side="right") - 1
+    )
     v = ops.take(values, perm, axis=0)
     return sparse_matmul(x, v, rows, indices, shape[1])
 
@@ -88,7 +90,9 @@ def densify(values: Any, indices: Any, shape: tuple[int, int]) -> Any:
     return ops.scatter_update(ops.zeros(shape, dtype=values.dtype), indices, values)
 
 
-def masked_dense_matmul(x: Any, values: Any, indices: Any, shape: tuple[int, int]) -> Any:
+def masked_dense_matmul(
+    x: Any, values: Any, indices: Any, shape: tuple[int, int]
+) -> Any:
     """Computes `x @ W` by scattering `W` into a dense kernel first.
 
     `x` has shape `(batch, num_inputs)`; the result `(batch, num_outputs)`.

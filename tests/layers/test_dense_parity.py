@@ -48,7 +48,9 @@ def _penalty_grad(layer, x):
         import jax.numpy as jnp
 
         def penalty(v):
-            gx = jax.grad(lambda xx: jnp.sum(jnp.tanh(apply(layer, xx, v))))(jnp.asarray(x))
+            gx = jax.grad(lambda xx: jnp.sum(jnp.tanh(apply(layer, xx, v))))(
+                jnp.asarray(x)
+            )
             return jnp.sum(gx**2)
 
         return np.asarray(jax.grad(penalty)(values0))
@@ -93,11 +95,16 @@ def test_gradient_penalty_matches_numpy(impl):
     w, b = _kernel(layer), to_numpy(layer.bias).astype(np.float64)
     v = to_numpy(layer.kernel_values).astype(np.float64)
     eps = 1e-5
-    want = np.array([
-        (_numpy_penalty(x, w, b, v + eps * e, conn) - _numpy_penalty(x, w, b, v - eps * e, conn))
-        / (2 * eps)
-        for e in np.eye(conn.nnz)
-    ])
+    want = np.array(
+        [
+            (
+                _numpy_penalty(x, w, b, v + eps * e, conn)
+                - _numpy_penalty(x, w, b, v - eps * e, conn)
+            )
+            / (2 * eps)
+            for e in np.eye(conn.nnz)
+        ]
+    )
     assert np.abs(want).max() > 1e-2  # the penalty does depend on the weights
     np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
 
@@ -116,15 +123,20 @@ def test_jax_forward_mode_and_hessian_vector_product(impl):
     jac = jax.jacfwd(lambda v: apply(layer, x, v))(v0)  # (3, 4, nnz)
     xn = np.asarray(x, np.float64)
     want = np.zeros((3, 4, conn.nnz))
-    for e, (i, j) in enumerate(zip(conn.input_indices, conn.output_indices, strict=True)):
+    for e, (i, j) in enumerate(
+        zip(conn.input_indices, conn.output_indices, strict=True)
+    ):
         want[:, j, e] = xn[:, i]
     np.testing.assert_allclose(np.asarray(jac), want, rtol=1e-5, atol=1e-5)
     # Hessian-vector product of sum(y^2) in v: H = 2 J^T J.
     direction = jnp.ones_like(v0)
-    hvp = jax.jvp(jax.grad(lambda v: jnp.sum(apply(layer, x, v) ** 2)), (v0,), (direction,))[1]
+    hvp = jax.jvp(
+        jax.grad(lambda v: jnp.sum(apply(layer, x, v) ** 2)), (v0,), (direction,)
+    )[1]
     jmat = want.reshape(-1, conn.nnz)
-    np.testing.assert_allclose(np.asarray(hvp), 2 * jmat.T @ jmat @ np.ones(conn.nnz),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(hvp), 2 * jmat.T @ jmat @ np.ones(conn.nnz), rtol=1e-4, atol=1e-4
+    )
     assert np.isfinite(w).all()
 
 
@@ -173,7 +185,9 @@ def test_float64_is_exact(impl):
         if not jax.config.jax_enable_x64:
             pytest.skip("JAX computes float64 only with jax_enable_x64")
     assert keras.backend.standardize_dtype(out.dtype) == "float64"
-    np.testing.assert_allclose(to_numpy(out), x @ _kernel(layer), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        to_numpy(out), x @ _kernel(layer), rtol=1e-12, atol=1e-12
+    )
 
 
 # ------------------------------------------------------- non-finite inputs
@@ -200,7 +214,9 @@ def test_non_finite_inputs_reach_only_their_outputs_on_every_kernel():
 # ------------------------------------------------------------------ cloning
 def test_clone_json_and_deepcopy_keep_a_large_connectivity():
     conn = random_connectivity(100_000, 300, nnz=300_000, seed=0)
-    model = keras.Sequential([keras.Input((100_000,)), SparseDense(300, conn, name="s")])
+    model = keras.Sequential(
+        [keras.Input((100_000,)), SparseDense(300, conn, name="s")]
+    )
     assert model.get_layer("s").get_config()["connectivity"]["stored_with_weights"]
     x = np.random.default_rng(0).standard_normal((2, 100_000)).astype("float32")
     for rebuilt in (
@@ -231,9 +247,13 @@ def test_vmap_per_example_gradients(impl):
     elif BACKEND == "torch":
         import torch
 
-        per_example = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(
-            v0.detach(), torch.tensor(x)
-        ).detach().numpy()
+        per_example = (
+            torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(
+                v0.detach(), torch.tensor(x)
+            )
+            .detach()
+            .numpy()
+        )
     else:
         # TensorFlow has no vmap of gradients; per-example gradients are
         # one tape per example (tf.vectorized_map of the forward pass is
@@ -264,7 +284,9 @@ def test_vectorized_map_matches_batched_call(impl):
     mapped = ops.vectorized_map(
         lambda xi: layer(ops.expand_dims(xi, 0))[0], ops.convert_to_tensor(x)
     )
-    np.testing.assert_allclose(to_numpy(mapped), to_numpy(layer(x)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(mapped), to_numpy(layer(x)), rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -340,7 +362,10 @@ def test_scipy_sparse_through_fit_and_sparse_keras_input():
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     np.testing.assert_allclose(
-        to_numpy(model.predict(x, verbose=0)), to_numpy(model(x.toarray())), rtol=1e-5, atol=1e-5
+        to_numpy(model.predict(x, verbose=0)),
+        to_numpy(model(x.toarray())),
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 
@@ -358,15 +383,20 @@ _SERVE = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(BACKEND == "torch", reason="tf_saved_model export is TF's and JAX's")
+@pytest.mark.skipif(
+    BACKEND == "torch", reason="tf_saved_model export is TF's and JAX's"
+)
 @pytest.mark.parametrize("impl", ["csr", "sparse", "dense"])
 def test_exported_model_serves_in_a_fresh_process(impl, tmp_path):
     conn = random_connectivity(30, 5, density=0.3, seed=11)
     if impl == "csr" and not backend.csr_available():
         pytest.skip("no compiled kernels on this placement")
-    model = keras.Sequential([
-        keras.Input((30,)), SparseDense(5, conn, implementation=impl, activation="relu")
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((30,)),
+            SparseDense(5, conn, implementation=impl, activation="relu"),
+        ]
+    )
     x = np.random.default_rng(11).standard_normal((4, 30)).astype("float32")
     want = to_numpy(model(x))
     path = str(tmp_path / "exported")
@@ -376,8 +406,17 @@ def test_exported_model_serves_in_a_fresh_process(impl, tmp_path):
     script.write_text(_SERVE)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     subprocess.run(
-        [sys.executable, str(script), path, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-        check=True, env=env, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            str(script),
+            path,
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "y.npy"),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
     )
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5, atol=1e-5)
 
@@ -408,6 +447,11 @@ def test_first_layer_built_inside_a_trace_keeps_the_ffi_kernels():
         print("ok")
         """
     )
-    out = sp.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                 env=dict(os.environ, KERAS_BACKEND="jax"))
+    out = sp.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, KERAS_BACKEND="jax"),
+    )
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]

@@ -45,7 +45,9 @@ def _case(shape, density, batch, dtype="float32", seed=0):
     return conn, plan, x, v, w
 
 
-@pytest.mark.parametrize("shape, density, batch", [((40, 7), 0.3, 5), ((300, 20), 0.02, 33)])
+@pytest.mark.parametrize(
+    "shape, density, batch", [((40, 7), 0.3, 5), ((300, 20), 0.02, 33)]
+)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_csr_matmul_matches_portable_and_numpy(shape, density, batch, dtype):
     if not backend.csr_available():
@@ -119,8 +121,14 @@ def test_second_order_gradients_run_the_kernels_and_match_numpy():
     got = _second_order(fn, x, v)
     # Central finite differences of the penalty, in float64 NumPy.
     eps = 1e-6
-    want = np.array([
-        (_numpy_penalty(x, v + eps * e, conn) - _numpy_penalty(x, v - eps * e, conn)) / (2 * eps)
-        for e in np.eye(conn.nnz)
-    ])
+    want = np.array(
+        [
+            (
+                _numpy_penalty(x, v + eps * e, conn)
+                - _numpy_penalty(x, v - eps * e, conn)
+            )
+            / (2 * eps)
+            for e in np.eye(conn.nnz)
+        ]
+    )
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

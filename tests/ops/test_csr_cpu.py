@@ -35,16 +35,23 @@ def _case(shape, density, batch, dtype="float32", all_inputs_active=False):
 )
 @pytest.mark.parametrize("all_inputs_active", [False, True])
 def test_kernels_match_numpy(shape, density, batch, all_inputs_active):
-    conn, plan, x, dy, v, w = _case(shape, density, batch, all_inputs_active=all_inputs_active)
+    conn, plan, x, dy, v, w = _case(
+        shape, density, batch, all_inputs_active=all_inputs_active
+    )
     indptr, indices, perm, active = plan.arrays
     np.testing.assert_allclose(
         csr_cpu.spmm(x, v, *plan.arrays, shape[1]), x @ w, rtol=1e-4, atol=1e-4
     )
     np.testing.assert_allclose(
-        csr_cpu.spmm_t(dy, v, indptr, indices, perm, shape[0]), dy @ w.T, rtol=1e-4, atol=1e-4
+        csr_cpu.spmm_t(dy, v, indptr, indices, perm, shape[0]),
+        dy @ w.T,
+        rtol=1e-4,
+        atol=1e-4,
     )
     expected = (x.astype(np.float64).T @ dy)[conn.input_indices, conn.output_indices]
-    np.testing.assert_allclose(csr_cpu.sddmm(x, dy, *plan.arrays), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        csr_cpu.sddmm(x, dy, *plan.arrays), expected, rtol=1e-4, atol=1e-4
+    )
 
 
 def test_float64_is_exact():
@@ -53,10 +60,16 @@ def test_float64_is_exact():
     y = csr_cpu.spmm(x, v, *plan.arrays, 40)
     assert y.dtype == np.float64
     np.testing.assert_allclose(y, x @ w, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(csr_cpu.spmm_t(dy, v, indptr, indices, perm, 300), dy @ w.T,
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        csr_cpu.spmm_t(dy, v, indptr, indices, perm, 300),
+        dy @ w.T,
+        rtol=1e-12,
+        atol=1e-12,
+    )
     expected = (x.T @ dy)[conn.input_indices, conn.output_indices]
-    np.testing.assert_allclose(csr_cpu.sddmm(x, dy, *plan.arrays), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        csr_cpu.sddmm(x, dy, *plan.arrays), expected, rtol=1e-12, atol=1e-12
+    )
 
 
 def test_non_finite_inputs_reach_only_connected_outputs():
@@ -75,13 +88,23 @@ def test_block_size_rule():
 
 
 def test_empty_batch():
-    plan = csr_cpu.CSRPlan.from_connectivity(random_connectivity(20, 4, density=0.5, seed=0))
+    plan = csr_cpu.CSRPlan.from_connectivity(
+        random_connectivity(20, 4, density=0.5, seed=0)
+    )
     indptr, indices, perm, _ = plan.arrays
     v = np.ones(plan.nnz, np.float32)
-    assert csr_cpu.spmm(np.zeros((0, 20), np.float32), v, *plan.arrays, 4).shape == (0, 4)
-    assert csr_cpu.spmm_t(np.zeros((0, 4), np.float32), v, indptr, indices, perm, 20).shape == (0, 20)
+    assert csr_cpu.spmm(np.zeros((0, 20), np.float32), v, *plan.arrays, 4).shape == (
+        0,
+        4,
+    )
+    assert csr_cpu.spmm_t(
+        np.zeros((0, 4), np.float32), v, indptr, indices, perm, 20
+    ).shape == (0, 20)
     np.testing.assert_array_equal(
-        csr_cpu.sddmm(np.zeros((0, 20), np.float32), np.zeros((0, 4), np.float32), *plan.arrays), 0
+        csr_cpu.sddmm(
+            np.zeros((0, 20), np.float32), np.zeros((0, 4), np.float32), *plan.arrays
+        ),
+        0,
     )
 
 

@@ -7,11 +7,14 @@ from helpers import BACKEND
 from keras_sparse.connectivity import random_connectivity
 
 pytestmark = pytest.mark.skipif(
-    BACKEND != "tensorflow", reason="SparseToDense densify is the TensorFlow backend's fast path"
+    BACKEND != "tensorflow",
+    reason="SparseToDense densify is the TensorFlow backend's fast path",
 )
 
 
-@pytest.mark.parametrize("shape, density", [((37, 23), 0.3), ((9180, 230), 0.2), ((5, 1), 1.0)])
+@pytest.mark.parametrize(
+    "shape, density", [((37, 23), 0.3), ((9180, 230), 0.2), ((5, 1), 1.0)]
+)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_densify_and_gradient_match_portable_and_numpy(shape, density, dtype):
     import tensorflow as tf
@@ -50,7 +53,9 @@ def test_sparse_dense_uses_it_and_trains_under_tf_function(monkeypatch):
 
     calls = []
     original = tf_densify.densify
-    monkeypatch.setattr(tf_densify, "densify", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(
+        tf_densify, "densify", lambda *a: calls.append(1) or original(*a)
+    )
 
     conn = random_connectivity(40, 7, density=0.3, seed=2)
     layer = SparseDense(7, conn, implementation="dense", use_bias=False)
@@ -66,6 +71,8 @@ def test_sparse_dense_uses_it_and_trains_under_tf_function(monkeypatch):
     # One SGD step on the MSE by hand (NumPy): grad W = 2/(N*units) x^T (xW - y).
     grad_w = 2.0 / (16 * 7) * x.T @ (x @ w - y)
     expected = w0 - 0.1 * grad_w[conn.input_indices, conn.output_indices]
-    np.testing.assert_allclose(layer.kernel_values.numpy(), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        layer.kernel_values.numpy(), expected, rtol=1e-4, atol=1e-6
+    )
     assert isinstance(layer.kernel_values.value, tf.Variable)
     assert calls, "the dense kernel did not go through tf_densify"

@@ -99,19 +99,21 @@ def _portable(name: str, *args: Any, **params: Any) -> Any:
 
 
 def _host(name: str, *args: Any, **params: Any) -> np.ndarray:
-    arrays = [np.asarray(a) for a in args]
+    a = [np.asarray(arg) for arg in args]
     if name == "spmm":
-        return csr_cpu.spmm(*arrays, params["n_out"])
+        return csr_cpu.spmm(a[0], a[1], a[2], a[3], a[4], a[5], params["n_out"])
     if name == "spmm_t":
-        return csr_cpu.spmm_t(*arrays, params["n_in"])
-    return csr_cpu.sddmm(*arrays)
+        return csr_cpu.spmm_t(a[0], a[1], a[2], a[3], a[4], params["n_in"])
+    return csr_cpu.sddmm(a[0], a[1], a[2], a[3], a[4], a[5])
 
 
 def _out_aval(name: str, *avals: Any, **params: Any) -> Any:
     import jax
 
     if name == "spmm":
-        return jax.core.ShapedArray((avals[0].shape[0], params["n_out"]), avals[0].dtype)
+        return jax.core.ShapedArray(
+            (avals[0].shape[0], params["n_out"]), avals[0].dtype
+        )
     if name == "spmm_t":
         return jax.core.ShapedArray((avals[0].shape[0], params["n_in"]), avals[0].dtype)
     return jax.core.ShapedArray((avals[4].shape[0],), avals[0].dtype)
@@ -181,19 +183,27 @@ def _primitives() -> dict[str, Any]:
         spmm,
         lambda g, x, v, *idx, n_out: spmm.bind(g, v, *idx, n_out=n_out),
         lambda g, x, v, *idx, n_out: spmm.bind(x, g, *idx, n_out=n_out),
-        None, None, None, None,
+        None,
+        None,
+        None,
+        None,
     )
     ad.defjvp(
         spmm_t,
         lambda g, dy, v, *idx, n_in: spmm_t.bind(g, v, *idx, n_in=n_in),
         lambda g, dy, v, *idx, n_in: spmm_t.bind(dy, g, *idx, n_in=n_in),
-        None, None, None,
+        None,
+        None,
+        None,
     )
     ad.defjvp(
         sddmm,
         lambda g, x, dy, *idx: sddmm.bind(g, dy, *idx),
         lambda g, x, dy, *idx: sddmm.bind(x, g, *idx),
-        None, None, None, None,
+        None,
+        None,
+        None,
+        None,
     )
 
     def active_of(indptr: Any) -> Any:
@@ -203,8 +213,17 @@ def _primitives() -> dict[str, Any]:
         # connection cost one pointer comparison).
         return jnp.arange(n_in_of(indptr), dtype=indptr.dtype)
 
-    def spmm_transpose(ct: Any, x: Any, v: Any, indptr: Any, indices: Any, perm: Any,
-                       active: Any, *, n_out: int) -> list[Any]:
+    def spmm_transpose(
+        ct: Any,
+        x: Any,
+        v: Any,
+        indptr: Any,
+        indices: Any,
+        perm: Any,
+        active: Any,
+        *,
+        n_out: int,
+    ) -> list[Any]:
         ct = ad.instantiate_zeros(ct)
         dx = dv = None
         if ad.is_undefined_primal(x):
@@ -213,8 +232,9 @@ def _primitives() -> dict[str, Any]:
             dv = sddmm.bind(x, ct, indptr, indices, perm, active)
         return [dx, dv, None, None, None, None]
 
-    def spmm_t_transpose(ct: Any, dy: Any, v: Any, indptr: Any, indices: Any, perm: Any,
-                         *, n_in: int) -> list[Any]:
+    def spmm_t_transpose(
+        ct: Any, dy: Any, v: Any, indptr: Any, indices: Any, perm: Any, *, n_in: int
+    ) -> list[Any]:
         ct = ad.instantiate_zeros(ct)
         ddy = dv = None
         if ad.is_undefined_primal(dy):
@@ -225,14 +245,17 @@ def _primitives() -> dict[str, Any]:
             dv = sddmm.bind(ct, dy, indptr, indices, perm, active_of(indptr))
         return [ddy, dv, None, None, None]
 
-    def sddmm_transpose(ct: Any, x: Any, dy: Any, indptr: Any, indices: Any, perm: Any,
-                        active: Any) -> list[Any]:
+    def sddmm_transpose(
+        ct: Any, x: Any, dy: Any, indptr: Any, indices: Any, perm: Any, active: Any
+    ) -> list[Any]:
         ct = ad.instantiate_zeros(ct)
         dx = ddy = None
         if ad.is_undefined_primal(x):
             dx = spmm_t.bind(dy, ct, indptr, indices, perm, n_in=x.aval.shape[1])
         if ad.is_undefined_primal(dy):
-            ddy = spmm.bind(x, ct, indptr, indices, perm, active, n_out=dy.aval.shape[1])
+            ddy = spmm.bind(
+                x, ct, indptr, indices, perm, active, n_out=dy.aval.shape[1]
+            )
         return [dx, ddy, None, None, None, None]
 
     ad.primitive_transposes[spmm] = spmm_transpose
@@ -254,12 +277,17 @@ def _batch(name: str, args: Any, dims: Any, **params: Any) -> tuple[Any, int]:
         k, b = dense.shape[0], dense.shape[1]
         out = prim.bind(dense.reshape(k * b, dense.shape[2]), *args[1:], **params)
         return out.reshape(k, b, out.shape[1]), 0
-    size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not not_mapped)
+    size = next(
+        a.shape[d] for a, d in zip(args, dims, strict=True) if d is not not_mapped
+    )
     moved = [
-        a if d is not_mapped else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims, strict=True)
+        a if d is not_mapped else jnp.moveaxis(a, d, 0)
+        for a, d in zip(args, dims, strict=True)
     ]
     in_axes = tuple(None if d is not_mapped else 0 for d in dims)
-    out = jax.vmap(partial(_portable, name, **params), in_axes=in_axes, axis_size=size)(*moved)
+    out = jax.vmap(partial(_portable, name, **params), in_axes=in_axes, axis_size=size)(
+        *moved
+    )
     return out, 0
 
 

@@ -58,13 +58,14 @@ if csr_cpu.available():
     from numba import carray, types
     from numba.core.extending import intrinsic
 
-
     @intrinsic
     def load_i64(typingctx, addr):  # pragma: no cover - compiled
         sig = types.int64(types.int64)
 
         def codegen(context, builder, signature, args):
-            ptr = builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.int64)))
+            ptr = builder.inttoptr(
+                args[0], context.get_value_type(types.CPointer(types.int64))
+            )
             return builder.load(ptr)
 
         return sig, codegen
@@ -74,7 +75,9 @@ if csr_cpu.available():
         sig = types.void(types.int64, types.int32)
 
         def codegen(context, builder, signature, args):
-            ptr = builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.int32)))
+            ptr = builder.inttoptr(
+                args[0], context.get_value_type(types.CPointer(types.int32))
+            )
             builder.store(args[1], ptr)
             return context.get_dummy_value()
 
@@ -86,7 +89,9 @@ if csr_cpu.available():
             sig = types.CPointer(dtype)(types.int64)
 
             def codegen(context, builder, signature, args):
-                return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+                return builder.inttoptr(
+                    args[0], context.get_value_type(sig.return_type)
+                )
 
             return sig, codegen
 
@@ -141,8 +146,13 @@ if csr_cpu.available():
             return 0
         meta = i32_1d(arg(frame, 5))
         csr_cpu._forward(
-            f32_2d(arg(frame, 0)), i32_1d(arg(frame, 2)), i32_1d(arg(frame, 3)),
-            f32_1d(arg(frame, 1)), i32_1d(arg(frame, 4)), meta[1], meta[2],
+            f32_2d(arg(frame, 0)),
+            i32_1d(arg(frame, 2)),
+            i32_1d(arg(frame, 3)),
+            f32_1d(arg(frame, 1)),
+            i32_1d(arg(frame, 4)),
+            meta[1],
+            meta[2],
             f32_2d(ret(frame, 0)),
         )
         return 0
@@ -154,8 +164,13 @@ if csr_cpu.available():
             return 0
         meta = i32_1d(arg(frame, 4))
         csr_cpu._input_grad(
-            f32_2d(arg(frame, 0)), i32_1d(arg(frame, 2)), i32_1d(arg(frame, 3)),
-            f32_1d(arg(frame, 1)), meta[0], meta[2], f32_2d(ret(frame, 0)),
+            f32_2d(arg(frame, 0)),
+            i32_1d(arg(frame, 2)),
+            i32_1d(arg(frame, 3)),
+            f32_1d(arg(frame, 1)),
+            meta[0],
+            meta[2],
+            f32_2d(ret(frame, 0)),
         )
         return 0
 
@@ -167,9 +182,15 @@ if csr_cpu.available():
         meta = i32_1d(arg(frame, 6))
         out = f32_1d(ret(frame, 0))  # every entry written by the kernel
         csr_cpu._values_grad(
-            f32_2d(arg(frame, 0)), f32_2d(arg(frame, 1)), i32_1d(arg(frame, 2)),
-            i32_1d(arg(frame, 3)), i32_1d(arg(frame, 4)), i32_1d(arg(frame, 5)),
-            meta[2], meta[3], out,
+            f32_2d(arg(frame, 0)),
+            f32_2d(arg(frame, 1)),
+            i32_1d(arg(frame, 2)),
+            i32_1d(arg(frame, 3)),
+            i32_1d(arg(frame, 4)),
+            i32_1d(arg(frame, 5)),
+            meta[2],
+            meta[3],
+            out,
         )
         return 0
 
@@ -184,8 +205,14 @@ def _register() -> None:
     # a thread-safe Numba threading layer; `workqueue` is not one.
     probe = np.zeros(1, np.float32)
     csr_cpu._forward(
-        np.zeros((1, 1), np.float32), np.array([0, 1], np.int32), np.array([0], np.int32),
-        np.ones(1, np.float32), np.array([0], np.int32), 1, 1, probe.reshape(1, 1),
+        np.zeros((1, 1), np.float32),
+        np.array([0, 1], np.int32),
+        np.array([0], np.int32),
+        np.ones(1, np.float32),
+        np.array([0], np.int32),
+        1,
+        1,
+        probe.reshape(1, 1),
     )
     layer = numba.threading_layer()
     if layer not in ("omp", "tbb"):
@@ -233,7 +260,9 @@ def available() -> bool:
             import jax
 
             if jax.default_backend() != "cpu" or not csr_cpu.available():
-                raise RuntimeError(f"JAX computes on {jax.default_backend()!r}, not the CPU")
+                raise RuntimeError(
+                    f"JAX computes on {jax.default_backend()!r}, not the CPU"
+                )
             _register()
             _STATE["ok"] = True  # so that the check can call the kernels
             _self_check()
@@ -261,8 +290,15 @@ def _meta(n_in: int, n_out: int, block: int) -> Any:
     return np.array([n_in, n_out, block, csr_cpu.chunks()], dtype=np.int32)
 
 
-def spmm(x: Any, values: Any, indptr: Any, indices: Any, perm: Any, active: Any,
-         num_outputs: int) -> Any:
+def spmm(
+    x: Any,
+    values: Any,
+    indptr: Any,
+    indices: Any,
+    perm: Any,
+    active: Any,
+    num_outputs: int,
+) -> Any:
     """`x @ W` for float32 `x` `(batch, num_inputs)`, `values` canonical."""
     import jax
     import jax.numpy as jnp
@@ -270,20 +306,28 @@ def spmm(x: Any, values: Any, indptr: Any, indices: Any, perm: Any, active: Any,
     out = jax.ShapeDtypeStruct((x.shape[0], num_outputs), jnp.float32)
     n_in = x.shape[1]
     return jax.ffi.ffi_call(_NAMES["spmm"], out)(
-        x, jnp.take(values, perm), indptr, indices, active,
+        x,
+        jnp.take(values, perm),
+        indptr,
+        indices,
+        active,
         _meta(n_in, num_outputs, csr_cpu.block(x.shape[0])),
     )
 
 
-def spmm_t(dy: Any, values: Any, indptr: Any, indices: Any, perm: Any,
-           num_inputs: int) -> Any:
+def spmm_t(
+    dy: Any, values: Any, indptr: Any, indices: Any, perm: Any, num_inputs: int
+) -> Any:
     """`dy @ W.T` for float32 `dy` `(batch, num_outputs)`."""
     import jax
     import jax.numpy as jnp
 
     out = jax.ShapeDtypeStruct((dy.shape[0], num_inputs), jnp.float32)
     return jax.ffi.ffi_call(_NAMES["spmm_t"], out)(
-        dy, jnp.take(values, perm), indptr, indices,
+        dy,
+        jnp.take(values, perm),
+        indptr,
+        indices,
         _meta(num_inputs, dy.shape[1], csr_cpu.block(dy.shape[0])),
     )
 
@@ -295,6 +339,11 @@ def sddmm(x: Any, dy: Any, indptr: Any, indices: Any, perm: Any, active: Any) ->
 
     out = jax.ShapeDtypeStruct((perm.shape[0],), jnp.float32)
     return jax.ffi.ffi_call(_NAMES["sddmm"], out)(
-        x, dy, indptr, indices, perm, active,
+        x,
+        dy,
+        indptr,
+        indices,
+        perm,
+        active,
         _meta(x.shape[1], dy.shape[1], csr_cpu.sddmm_block(x.shape[0])),
     )

@@ -99,7 +99,11 @@ def _spmm(x: Any, v: Any, idx: list[Any], n_out: int) -> Any:
     @tf.custom_gradient
     def spmm(x: Any, v: Any) -> Any:
         y = _call(
-            lambda a, b, *i: csr_cpu.spmm(a, b, *i, n_out), [x, v, *idx], x.dtype,
+            lambda a, b, ptr, ind, perm, act: csr_cpu.spmm(
+                a, b, ptr, ind, perm, act, n_out
+            ),
+            [x, v, *idx],
+            x.dtype,
             (x.shape[0], n_out),
         )
 
@@ -117,7 +121,11 @@ def _spmm_t(dy: Any, v: Any, idx: list[Any], n_in: int) -> Any:
     @tf.custom_gradient
     def spmm_t(dy: Any, v: Any) -> Any:
         dx = _call(
-            lambda a, b, *i: csr_cpu.spmm_t(a, b, *i[:3], n_in), [dy, v, *idx], dy.dtype,
+            lambda a, b, ptr, ind, perm, _act: csr_cpu.spmm_t(
+                a, b, ptr, ind, perm, n_in
+            ),
+            [dy, v, *idx],
+            dy.dtype,
             (dy.shape[0], n_in),
         )
 
@@ -135,12 +143,16 @@ def _sddmm(x: Any, dy: Any, idx: list[Any]) -> Any:
     @tf.custom_gradient
     def sddmm(x: Any, dy: Any) -> Any:
         dv = _call(
-            lambda a, b, *i: csr_cpu.sddmm(a, b, *i), [x, dy, *idx], x.dtype,
+            lambda a, b, *i: csr_cpu.sddmm(a, b, *i),
+            [x, dy, *idx],
+            x.dtype,
             (idx[2].shape[0],),
         )
 
         def grad(ct: Any) -> tuple[Any, Any]:
-            return _spmm_t(dy, ct, idx, int(x.shape[1])), _spmm(x, ct, idx, int(dy.shape[1]))
+            return _spmm_t(dy, ct, idx, int(x.shape[1])), _spmm(
+                x, ct, idx, int(dy.shape[1])
+            )
 
         return dv, grad
 
@@ -179,5 +191,7 @@ def value_and_grad(fn: Any, args: list[Any]) -> tuple[tuple[Any, Any], list[Any]
         for a in args:
             tape.watch(a)
         value, aux = fn(args)
-    grads = tape.gradient(value, args, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    grads = tape.gradient(
+        value, args, unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
     return (value, aux), list(grads)

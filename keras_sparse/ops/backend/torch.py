@@ -122,12 +122,18 @@ def _ops() -> dict[str, Any]:
 
     @torch.library.custom_op("keras_sparse::spmm", mutates_args=())
     def spmm(
-        x: Tensor, v: Tensor, indptr: Tensor, indices: Tensor, perm: Tensor,
-        active: Tensor, n_out: int,
+        x: Tensor,
+        v: Tensor,
+        indptr: Tensor,
+        indices: Tensor,
+        perm: Tensor,
+        active: Tensor,
+        n_out: int,
     ) -> Tensor:
         return torch.from_numpy(
-            csr_cpu.spmm(_np(x), _np(v), _np(indptr), _np(indices), _np(perm),
-                         _np(active), n_out)
+            csr_cpu.spmm(
+                _np(x), _np(v), _np(indptr), _np(indices), _np(perm), _np(active), n_out
+            )
         )
 
     @torch.library.custom_op("keras_sparse::spmm_t", mutates_args=())
@@ -140,12 +146,17 @@ def _ops() -> dict[str, Any]:
 
     @torch.library.custom_op("keras_sparse::sddmm", mutates_args=())
     def sddmm(
-        x: Tensor, dy: Tensor, indptr: Tensor, indices: Tensor, perm: Tensor,
+        x: Tensor,
+        dy: Tensor,
+        indptr: Tensor,
+        indices: Tensor,
+        perm: Tensor,
         active: Tensor,
     ) -> Tensor:
         return torch.from_numpy(
-            csr_cpu.sddmm(_np(x), _np(dy), _np(indptr), _np(indices), _np(perm),
-                          _np(active))
+            csr_cpu.sddmm(
+                _np(x), _np(dy), _np(indptr), _np(indices), _np(perm), _np(active)
+            )
         )
 
     @spmm.register_fake
@@ -171,7 +182,11 @@ def _ops() -> dict[str, Any]:
         return (
             spmm_t(g, v, indptr, indices, perm, x.shape[1]),
             sddmm(x, g, indptr, indices, perm, active),
-            None, None, None, None, None,
+            None,
+            None,
+            None,
+            None,
+            None,
         )
 
     def spmm_t_op_backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
@@ -180,7 +195,10 @@ def _ops() -> dict[str, Any]:
         return (
             spmm(g, v, indptr, indices, perm, active, dy.shape[1]),
             sddmm(g, dy, indptr, indices, perm, active),
-            None, None, None, None,
+            None,
+            None,
+            None,
+            None,
         )
 
     def sddmm_op_backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
@@ -188,7 +206,10 @@ def _ops() -> dict[str, Any]:
         return (
             spmm_t(dy, g, indptr, indices, perm, x.shape[1]),
             spmm(x, g, indptr, indices, perm, active, dy.shape[1]),
-            None, None, None, None,
+            None,
+            None,
+            None,
+            None,
         )
 
     spmm.register_autograd(spmm_op_backward, setup_context=op_setup)
@@ -196,7 +217,9 @@ def _ops() -> dict[str, Any]:
     sddmm.register_autograd(sddmm_op_backward, setup_context=op_setup)
 
     def all_inputs(indptr: Tensor) -> Tensor:
-        return torch.arange(indptr.shape[0] - 1, dtype=indptr.dtype, device=indptr.device)
+        return torch.arange(
+            indptr.shape[0] - 1, dtype=indptr.dtype, device=indptr.device
+        )
 
     def batched(op: Any, info: Any, in_dims: Any, args: Any) -> tuple[Any, int]:
         """vmap: a batched dense operand alone folds into the rows; other
@@ -255,7 +278,9 @@ def _ops() -> dict[str, Any]:
             dy, v, indptr, indices, perm = ctx.saved_tensors
             ddy = dv = None
             if ctx.needs_input_grad[0]:
-                ddy = SpmmFn.apply(g, v, indptr, indices, perm, all_inputs(indptr), dy.shape[1])
+                ddy = SpmmFn.apply(
+                    g, v, indptr, indices, perm, all_inputs(indptr), dy.shape[1]
+                )
             if ctx.needs_input_grad[1]:
                 dv = SddmmFn.apply(g, dy, indptr, indices, perm, all_inputs(indptr))
             return ddy, dv, None, None, None, None
@@ -298,6 +323,9 @@ def value_and_grad(fn: Any, args: list[Any]) -> tuple[tuple[Any, Any], list[Any]
     leaves = [ops.convert_to_tensor(a).detach().requires_grad_(True) for a in args]
     with torch.enable_grad():
         value, aux = fn(leaves)
-        grads = torch.autograd.grad(value, leaves, allow_unused=True)
-    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(leaves, grads, strict=True)]
+        raw = torch.autograd.grad(value, leaves, allow_unused=True)
+    grads = [
+        torch.zeros_like(p) if g is None else g
+        for p, g in zip(leaves, raw, strict=True)
+    ]
     return (value.detach(), aux), list(grads)
