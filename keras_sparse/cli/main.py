@@ -55,7 +55,14 @@ def _parser() -> argparse.ArgumentParser:
         "integrated-gradient node scores and paired accuracy tests. lenet5: LeNet-5 "
         "with its original C3 table vs a full C3 on Fashion-MNIST.",
     )
-    demo.add_argument("dataset", nargs="?", default="flu", choices=["flu", "lenet5"])
+    demo.add_argument(
+        "dataset",
+        nargs="?",
+        default="flu",
+        choices=["flu", "crc", "lenet5"],
+        help="flu (default, the main job), crc (the same study on TCGA colorectal "
+        "tumours, MSI-H vs MSS), lenet5",
+    )
     demo.add_argument(
         "--study",
         choices=STUDY_PRESETS,
@@ -353,10 +360,10 @@ def _print_study(result: Any, config: Any, elapsed: float) -> None:
     print(f"\nstudy: {config.describe()}; {elapsed:.0f} s")
 
 
-def _demo_flu(args: argparse.Namespace) -> int:
+def _demo_study(args: argparse.Namespace) -> int:
     import keras
 
-    from keras_sparse.experiments.flu_study import run_flu_study, write_study_outputs
+    from keras_sparse.experiments.flu_study import write_study_outputs
 
     config = _study_config(args)
     start = time.perf_counter()
@@ -364,15 +371,23 @@ def _demo_flu(args: argparse.Namespace) -> int:
     if args.study == "default":
         print(
             "running the default (smaller) study; the full study is "
-            "`bash scripts/demo.sh --study full`",
+            f"`bash scripts/demo.sh {'crc ' if args.dataset == 'crc' else ''}"
+            "--study full`",
             flush=True,
         )
-    result, info, (levels, _meta, _names, enrichment) = run_flu_study(
-        config,
-        data=args.data,
-        fetch=not args.no_fetch,
-        progress=lambda m: print(m, flush=True),
-    )
+    say = lambda m: print(m, flush=True)  # noqa: E731
+    if args.dataset == "crc":
+        from keras_sparse.experiments.crc_study import run_crc_study
+
+        result, info, (levels, table) = run_crc_study(
+            config, data=args.data, fetch=not args.no_fetch, progress=say
+        )
+    else:
+        from keras_sparse.experiments.flu_study import run_flu_study
+
+        result, info, (levels, _meta, _names, table) = run_flu_study(
+            config, data=args.data, fetch=not args.no_fetch, progress=say
+        )
     elapsed = time.perf_counter() - start
     _print_study(result, config, elapsed)
     info.update(
@@ -382,11 +397,7 @@ def _demo_flu(args: argparse.Namespace) -> int:
         seconds=round(elapsed, 1),
     )
     written = write_study_outputs(
-        result,
-        levels,
-        args.output,
-        info,
-        extra={"positive_set_enrichment.csv": enrichment},
+        result, levels, args.output, info, extra={"positive_set_enrichment.csv": table}
     )
     print(f"\nwrote {len(written)} files to {os.path.abspath(args.output)}:")
     for path in written:
@@ -689,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train_cifar(args)
         if args.command == "fit":
             return _fit(args)
-        return _demo_lenet5(args) if args.dataset == "lenet5" else _demo_flu(args)
+        return _demo_lenet5(args) if args.dataset == "lenet5" else _demo_study(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"keras-sparse: error: {err}", file=sys.stderr)
         return 2

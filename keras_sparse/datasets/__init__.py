@@ -9,9 +9,12 @@ from keras_sparse.datasets.flu_challenge import (
     load_flu_challenge,
 )
 from keras_sparse.datasets.reactome import fetch_reactome, load_reactome
+from keras_sparse.datasets.tcga_crc import TcgaCrc, fetch_netsam, load_tcga_crc
 
 __all__ = [
     "FluChallenge",
+    "TcgaCrc",
+    "fetch_netsam",
     "fetch_qusage",
     "fetch_reactome",
     "find_qusage_data",
@@ -19,4 +22,5 @@ __all__ = [
     "load_fashion_mnist",
     "load_flu_challenge",
     "load_reactome",
+    "load_tcga_crc",
 ]
