@@ -132,3 +132,54 @@ def test_second_order_gradients_run_the_kernels_and_match_numpy():
         ]
     )
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(
+    BACKEND != "torch", reason="the torch.sparse (CUDA) path is PyTorch's"
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_torch_sparse_path_matches_numpy_with_second_order(monkeypatch, dtype):
+    """The CUDA path's code (torch.sparse.mm, sampled_addmm), run on the CPU."""
+    from keras_sparse.ops.backend import torch as binding
+
+    monkeypatch.setattr(binding, "KERNELS", "torch_sparse")
+    conn, plan, x, v, w = _case((30, 6), 0.3, 4, dtype, seed=5)
+    arrays = tuple(backend.host_constant(a) for a in plan.arrays)
+
+    def fn(xx, vv):
+        return backend.csr_matmul(xx, vv, arrays, conn.shape)
+
+    tol = 1e-5 if dtype == "float32" else 1e-10
+    y = to_numpy(fn(ops.convert_to_tensor(x), ops.convert_to_tensor(v)))
+    np.testing.assert_allclose(y, x @ w, rtol=tol, atol=tol)
+    got = _second_order(fn, x.astype(np.float64), v.astype(np.float64))
+    eps = 1e-6
+    want = np.array(
+        [
+            (
+                _numpy_penalty(x, v + eps * e, conn)
+                - _numpy_penalty(x, v - eps * e, conn)
+            )
+            / (2 * eps)
+            for e in np.eye(conn.nnz)
+        ]
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(
+    BACKEND != "torch", reason="the torch.sparse (CUDA) path is PyTorch's"
+)
+def test_auto_picks_the_gpu_csr_path_on_cuda(monkeypatch):
+    import torch
+
+    from keras_sparse.ops import plan
+
+    conn = random_connectivity(9180, 230, density=0.01, seed=0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(csr_cpu, "available", lambda: False)
+    assert backend.csr_available()
+    assert plan.choose_implementation(conn) == "csr"
+    from keras_sparse.ops.backend import torch as binding
+
+    assert binding._torch_sparse(torch.zeros(1, device="meta"))

@@ -9,8 +9,13 @@
   and Hessian-vector products run the same kernels, and with
   `setup_context` and a `vmap` rule, so `torch.func.grad` and
   `torch.func.vmap` (per-example gradients) work.
-- Keras's torch backend places tensors on CUDA whenever it exists, so the
-  compiled kernels are available only without CUDA.
+- On CUDA tensors (Keras's torch backend places tensors on CUDA whenever
+  it exists) the same three operators run on `torch.sparse` (cuSPARSE):
+  `torch.sparse.mm` on int32 CSR matrices of `W.T` (canonical order) and
+  `W` (by input), and `torch.sparse.sampled_addmm` for the value
+  gradient, never torch's own sparse backward (which forms a dense
+  gradient). That code also runs on CPU tensors (`KERNELS =
+  "torch_sparse"`), which is how it is tested against NumPy here.
 - PyTorch's native grouped convolution is the fastest on the CPU
   (`GROUPED_CONV_MODE = "native"`, docs/benchmarks.md).
 """
@@ -32,11 +37,75 @@ AUTO_CSR_MAX_DENSITY = 0.25
 _OPS: dict[str, Any] = {}
 
 
-def csr_available() -> bool:
-    """Whether the compiled kernels run here: Numba, and no CUDA device."""
-    import torch
+# Which kernels the custom operators run: "auto" (the Numba CPU kernels on
+# CPU tensors, torch.sparse on CUDA tensors) or "torch_sparse" (torch.sparse
+# everywhere; how the CUDA path's code is tested on a CPU-only machine).
+KERNELS = "auto"
 
-    return csr_cpu.available() and not torch.cuda.is_available()
+
+def csr_available() -> bool:
+    """Whether `implementation="csr"` runs here: on CUDA (torch.sparse, with
+    cuSPARSE), or on the CPU with Numba."""
+    return bool(torch.cuda.is_available() or csr_cpu.available())
+
+
+def _torch_sparse(x: Any) -> bool:
+    return KERNELS == "torch_sparse" or x.device.type != "cpu"
+
+
+def _csr(crow: Any, col: Any, values: Any, shape: tuple[int, int]) -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "beta" and invariant-check notices
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
+def _by_output(indptr: Any, indices: Any, perm: Any, n_out: int) -> tuple[Any, Any]:
+    """CSR pointers and column (input) indices of `W.T`, canonical order."""
+    n_in = indptr.shape[0] - 1
+    counts = indptr[1:] - indptr[:-1]
+    inputs = torch.repeat_interleave(
+        torch.arange(n_in, dtype=indptr.dtype, device=indptr.device), counts
+    )
+    col = torch.empty_like(inputs)
+    col[perm.long()] = inputs
+    fan_in = torch.bincount(indices.long(), minlength=n_out)
+    crow = torch.zeros(n_out + 1, dtype=indptr.dtype, device=indptr.device)
+    crow[1:] = torch.cumsum(fan_in, 0)
+    return crow, col
+
+
+def _sparse_spmm(
+    x: Any, v: Any, indptr: Any, indices: Any, perm: Any, n_out: int
+) -> Any:
+    """`x @ W` with torch.sparse: `(W.T @ x.T).T`, `W.T` in CSR (the
+    canonical order is its CSR order)."""
+    crow, col = _by_output(indptr, indices, perm, n_out)
+    wt = _csr(crow, col, v, (n_out, x.shape[1]))
+    return torch.sparse.mm(wt, x.t()).t().contiguous()
+
+
+def _sparse_spmm_t(
+    dy: Any, v: Any, indptr: Any, indices: Any, perm: Any, n_in: int
+) -> Any:
+    """`dy @ W.T` with torch.sparse: `(W @ dy.T).T`, `W` in CSR by input."""
+    w = _csr(indptr, indices, v[perm.long()], (n_in, dy.shape[1]))
+    return torch.sparse.mm(w, dy.t()).t().contiguous()
+
+
+def _sparse_sddmm(x: Any, dy: Any, indptr: Any, indices: Any, perm: Any) -> Any:
+    """The sampled product with `torch.sparse.sampled_addmm` on the
+    pattern of `W.T`: values come out in canonical order."""
+    n_out = dy.shape[1]
+    crow, col = _by_output(indptr, indices, perm, n_out)
+    pattern = _csr(
+        crow,
+        col,
+        torch.zeros(perm.shape[0], dtype=x.dtype, device=x.device),
+        (n_out, x.shape[1]),
+    )
+    return torch.sparse.sampled_addmm(pattern, dy.t(), x, beta=0.0).values()
 
 
 def host_constant(array: np.ndarray) -> Any:
@@ -56,15 +125,13 @@ def densify(values: Any, pairs: Any, shape: tuple[int, int]) -> Any:
 
 def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:
     """`x @ W` for 2-D `x`, differentiable to any order (see module doc)."""
-    import torch
-
-    if x.device.type != "cpu":
-        raise NotImplementedError(
-            "implementation='csr' runs on the CPU only; the PyTorch tensor is on "
-            f"{x.device}. Use implementation='auto' or 'sparse' on accelerators."
-        )
     ops = _ops()
-    idx = [a if isinstance(a, torch.Tensor) else torch.as_tensor(a) for a in arrays]
+    idx = [
+        a.to(x.device)
+        if isinstance(a, torch.Tensor)
+        else torch.as_tensor(a, device=x.device)
+        for a in arrays
+    ]
     if torch.compiler.is_compiling():
         return torch.ops.keras_sparse.spmm(x, values.to(x.dtype), *idx, int(shape[1]))
     return ops["spmm"](x, values.to(x.dtype), *idx, int(shape[1]))
@@ -130,6 +197,8 @@ def _ops() -> dict[str, Any]:
         active: Tensor,
         n_out: int,
     ) -> Tensor:
+        if _torch_sparse(x):
+            return _sparse_spmm(x, v, indptr, indices, perm, n_out)
         return torch.from_numpy(
             csr_cpu.spmm(
                 _np(x), _np(v), _np(indptr), _np(indices), _np(perm), _np(active), n_out
@@ -140,6 +209,8 @@ def _ops() -> dict[str, Any]:
     def spmm_t(
         dy: Tensor, v: Tensor, indptr: Tensor, indices: Tensor, perm: Tensor, n_in: int
     ) -> Tensor:
+        if _torch_sparse(dy):
+            return _sparse_spmm_t(dy, v, indptr, indices, perm, n_in)
         return torch.from_numpy(
             csr_cpu.spmm_t(_np(dy), _np(v), _np(indptr), _np(indices), _np(perm), n_in)
         )
@@ -153,6 +224,8 @@ def _ops() -> dict[str, Any]:
         perm: Tensor,
         active: Tensor,
     ) -> Tensor:
+        if _torch_sparse(x):
+            return _sparse_sddmm(x, dy, indptr, indices, perm)
         return torch.from_numpy(
             csr_cpu.sddmm(
                 _np(x), _np(dy), _np(indptr), _np(indices), _np(perm), _np(active)
