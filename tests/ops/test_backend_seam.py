@@ -183,3 +183,26 @@ def test_auto_picks_the_gpu_csr_path_on_cuda(monkeypatch):
     from keras_sparse.ops.backend import torch as binding
 
     assert binding._torch_sparse(torch.zeros(1, device="meta"))
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the XLA FFI kernels are JAX's")
+def test_jax_runs_ffi_kernels_and_exports_without_them():
+    import jax
+    from jax import export
+
+    from keras_sparse.ops.backend import jax_ffi
+
+    assert jax_ffi.available(), jax_ffi.unavailable_reason()
+    conn, plan, x, v, w = _case((40, 6), 0.3, 3)
+    arrays = tuple(backend.host_constant(a) for a in plan.arrays)
+
+    def loss(xx, vv):
+        return (backend.csr_matmul(xx, vv, arrays, conn.shape) ** 2).sum()
+
+    hlo = jax.jit(jax.grad(loss, argnums=1)).lower(x, v).compile().as_text()
+    assert "keras_sparse_csr_spmm" in hlo and "keras_sparse_csr_sddmm" in hlo
+    # The input gradient is not needed here, and XLA drops it.
+    assert "keras_sparse_csr_spmm_t" not in hlo
+    exported = export.export(jax.jit(loss))(x, v)
+    assert "keras_sparse_csr" not in exported.mlir_module()
+    np.testing.assert_allclose(np.asarray(exported.call(x, v)), ((x @ w) ** 2).sum(), rtol=1e-4)
