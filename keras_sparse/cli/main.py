@@ -218,7 +218,8 @@ def _parser() -> argparse.ArgumentParser:
 
     fetch = sub.add_parser(
         "fetch-data",
-        help="download the qusage data and the Reactome hierarchy into the cache",
+        help="download the qusage data, the Reactome hierarchy and NetSAM's TCGA "
+        "colorectal data into the cache",
     )
     fetch.add_argument("--cache-dir", default=None, help="folder for the qusage files")
     return parser
@@ -306,7 +307,7 @@ def _print_study(result: Any, config: Any, elapsed: float) -> None:
     print("\n=== interpretation ===")
     print(
         f"networks trained: {s['n_networks']['real']} real-hierarchy, "
-        f"{s['n_networks']['permuted_labels']} on labels permuted between subjects, "
+        f"{s['n_networks']['permuted_labels']} on permuted labels, "
         f"{s['n_networks']['control']} control-hierarchy, {s['n_networks']['planted']} "
         "on planted labels"
     )
@@ -396,8 +397,21 @@ def _demo_study(args: argparse.Namespace) -> int:
         study=args.study,
         seconds=round(elapsed, 1),
     )
+    labels = (
+        dict(
+            positive_label="DNA Repair + Interferon Signaling subtrees",
+            null_label="permuted labels",
+        )
+        if args.dataset == "crc"
+        else {}
+    )
     written = write_study_outputs(
-        result, levels, args.output, info, extra={"positive_set_enrichment.csv": table}
+        result,
+        levels,
+        args.output,
+        info,
+        extra={"positive_set_enrichment.csv": table},
+        **labels,
     )
     print(f"\nwrote {len(written)} files to {os.path.abspath(args.output)}:")
     for path in written:
@@ -626,7 +640,14 @@ def _fit_study(
         seconds=round(elapsed, 1),
         **summary,
     )
-    written = write_study_outputs(result, levels, args.output, info)
+    written = write_study_outputs(
+        result,
+        levels,
+        args.output,
+        info,
+        positive_label="declared with --positive",
+        null_label="permuted labels",
+    )
     print(f"\nwrote {len(written)} files to {os.path.abspath(args.output)}")
     return 0
 
@@ -681,9 +702,11 @@ def _train_cifar(args: argparse.Namespace) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     from keras_sparse.datasets.flu_challenge import fetch_qusage
     from keras_sparse.datasets.reactome import fetch_reactome
+    from keras_sparse.datasets.tcga_crc import fetch_netsam
 
     print(fetch_qusage(args.cache_dir))
     print(fetch_reactome())
+    print(fetch_netsam())
     return 0
 
 

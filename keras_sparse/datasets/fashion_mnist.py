@@ -35,7 +35,9 @@ def _read_idx(path: Path, images: bool) -> np.ndarray:
         rows, cols = int.from_bytes(raw[8:12], "big"), int.from_bytes(raw[12:16], "big")
         data = np.frombuffer(raw, dtype=np.uint8, offset=16)
         if data.size != count * rows * cols:
-            raise ValueError(f"{path} is truncated: {data.size} of {count * rows * cols} bytes.")
+            raise ValueError(
+                f"{path} is truncated: {data.size} of {count * rows * cols} bytes."
+            )
         return data.reshape(count, rows, cols)
     data = np.frombuffer(raw, dtype=np.uint8, offset=8)
     if data.size != count:
@@ -75,11 +77,15 @@ def load_fashion_mnist(
                 key: _read_idx(folder / name, images=key.startswith("x"))
                 for key, name in _FILES.items()
             }
-            return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+            return (arrays["x_train"], arrays["y_train"]), (
+                arrays["x_test"],
+                arrays["y_test"],
+            )
     looked = "\n".join(f"  {p}" for p in places)
     raise FileNotFoundError(
         "Could not find the Fashion-MNIST files "
         f"({', '.join(_FILES.values())}); looked in:\n{looked}\n"
-        "Install them with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), "
+        "Install them with `sudo apt-get install dataset-fashion-mnist` "
+        "(Debian/Ubuntu), "
         f"or set {FASHION_MNIST_ENV_VAR} to a folder holding the four files."
     )

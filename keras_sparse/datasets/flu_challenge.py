@@ -134,7 +134,9 @@ def find_qusage_data(path: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
-def fetch_qusage(cache_dir: str | os.PathLike[str] | None = None, quiet: bool = False) -> Path:
+def fetch_qusage(
+    cache_dir: str | os.PathLike[str] | None = None, quiet: bool = False
+) -> Path:
     """Downloads Debian's `r-bioc-qusage` and unpacks its data into the cache.
 
     Uses `apt-get download` (no root needed for the download itself; if
@@ -155,9 +157,13 @@ def fetch_qusage(cache_dir: str | os.PathLike[str] | None = None, quiet: bool = 
         raise RuntimeError("apt-get/dpkg-deb not found on this system.\n" + HOW_TO_GET)
     out = None if not quiet else subprocess.DEVNULL
     with tempfile.TemporaryDirectory() as tmp:
+
         def download() -> int:
             return subprocess.call(
-                ["apt-get", "download", "r-bioc-qusage"], cwd=tmp, stdout=out, stderr=out
+                ["apt-get", "download", "r-bioc-qusage"],
+                cwd=tmp,
+                stdout=out,
+                stderr=out,
             )
 
         if download() != 0:
@@ -171,7 +177,9 @@ def fetch_qusage(cache_dir: str | os.PathLike[str] | None = None, quiet: bool = 
                 )
         debs = glob.glob(os.path.join(tmp, "r-bioc-qusage_*.deb"))
         subprocess.check_call(["dpkg-deb", "-x", debs[0], os.path.join(tmp, "root")])
-        found = glob.glob(os.path.join(tmp, "root", "**", "qusage", "data"), recursive=True)
+        found = glob.glob(
+            os.path.join(tmp, "root", "**", "qusage", "data"), recursive=True
+        )
         if not found or not _has_files(Path(found[0])):
             raise RuntimeError("The downloaded package holds no qusage data files.")
         target.mkdir(parents=True, exist_ok=True)

@@ -5,5 +5,21 @@ from keras_sparse.experiments.pathways import (
     ExperimentConfig,
     run_pathway_experiment,
 )
+from keras_sparse.experiments.study import (
+    STUDIES,
+    StudyConfig,
+    StudyResult,
+    group_permuter,
+    run_study,
+)
 
-__all__ = ["ComparisonResult", "ExperimentConfig", "run_pathway_experiment"]
+__all__ = [
+    "STUDIES",
+    "ComparisonResult",
+    "ExperimentConfig",
+    "StudyConfig",
+    "StudyResult",
+    "group_permuter",
+    "run_pathway_experiment",
+    "run_study",
+]

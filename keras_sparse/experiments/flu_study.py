@@ -207,6 +207,8 @@ def write_study_outputs(
     info: dict[str, Any],
     extra: dict[str, pd.DataFrame] | None = None,
     track_label: str = "Interferon Signaling (R-HSA-913531)",
+    positive_label: str = "interferon subtree + ISG-enriched",
+    null_label: str = "labels permuted between subjects",
 ) -> list[str]:
     """Writes the tables, figures and run info; nothing partial on failure."""
     from keras_sparse.plotting import study as plots
@@ -230,13 +232,16 @@ def write_study_outputs(
             )
         for name, table in (extra or {}).items():
             table.to_csv(os.path.join(tmp, name), index=False)
-        plots.plot_sankey(result.nodes, levels, os.path.join(tmp, "sankey.png"))
+        plots.plot_sankey(
+            result.nodes, levels, os.path.join(tmp, "sankey.png"), null_label=null_label
+        )
         plots.plot_volcano(result.nodes, os.path.join(tmp, "volcano.png"))
         if result.summary["n_positive"] > 0:
             plots.plot_positive_set(
                 result.controls,
                 result.summary,
                 os.path.join(tmp, "positive_set_vs_controls.png"),
+                label=positive_label,
             )
         plots.plot_accuracy(
             result.accuracy,

@@ -50,7 +50,10 @@ def run_lenet5_comparison(
     x_train = (x_train.astype("float32") / 255.0)[..., None]
     x_test = (x_test.astype("float32") / 255.0)[..., None]
     rows = []
-    for variant, label in (("lenet5", "LeNet-5, C3 table (60 of 96 kernels)"), ("full", "LeNet-5, full C3")):
+    for variant, label in (
+        ("lenet5", "LeNet-5, C3 table (60 of 96 kernels)"),
+        ("full", "LeNet-5, full C3"),
+    ):
         keras.utils.set_random_seed(seed)
         model = build_lenet5(variant)
         model.compile(
@@ -59,13 +62,22 @@ def run_lenet5_comparison(
             metrics=["accuracy"],
         )
         timer = _EpochTimer()
-        model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
+        model.fit(
+            x_train,
+            y_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            verbose=0,
+            callbacks=[timer],
+        )
         _, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
         per_epoch = timer.seconds[1:] or timer.seconds
         row = {
             "model": label,
             "test_accuracy": float(accuracy),
-            "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+            "trainable_params": int(
+                sum(np.prod(w.shape) for w in model.trainable_weights)
+            ),
             "c3_params": int(model.get_layer("C3").count_params()),
             "seconds_per_epoch": float(np.mean(per_epoch)),
         }

@@ -109,7 +109,12 @@ def _score(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def _splits(
     y: np.ndarray, groups: np.ndarray | None, config: ExperimentConfig
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+    from sklearn.model_selection import (
+        GroupKFold,
+        KFold,
+        StratifiedGroupKFold,
+        StratifiedKFold,
+    )
 
     classify = config.task == "classification"
     if groups is not None:
@@ -148,7 +153,11 @@ def _num_classes(y: np.ndarray, task: str) -> int:
 
 
 def _dense_mlp(
-    units: int, num_classes: int, config: ExperimentConfig, mean: np.ndarray, var: np.ndarray
+    units: int,
+    num_classes: int,
+    config: ExperimentConfig,
+    mean: np.ndarray,
+    var: np.ndarray,
 ) -> keras.Model:
     """The dense comparator: same width, head and training as the pathway net."""
     reg = keras.regularizers.L2(config.l2)
@@ -156,19 +165,27 @@ def _dense_mlp(
     x = keras.layers.Normalization(mean=mean, variance=var, name="standardize")(inputs)
     if config.input_dropout:
         x = keras.layers.Dropout(config.input_dropout)(x)
-    x = keras.layers.Dense(units, activation="tanh", kernel_regularizer=reg, name="hidden")(x)
+    x = keras.layers.Dense(
+        units, activation="tanh", kernel_regularizer=reg, name="hidden"
+    )(x)
     out = prediction_head(config.task, num_classes, reg)(x)
     return keras.Model(inputs, out, name="dense_mlp")
 
 
 def _fit_keras(
-    model: keras.Model, x: np.ndarray, y: np.ndarray, num_classes: int, config: ExperimentConfig
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    config: ExperimentConfig,
 ) -> None:
     loss = head_loss(config.task, max(num_classes, 2))
     model.compile(keras.optimizers.Adam(config.learning_rate), loss)
     model.fit(
         x.astype("float32"),
-        y.astype("float32") if config.task != "classification" or num_classes == 2 else y,
+        y.astype("float32")
+        if config.task != "classification" or num_classes == 2
+        else y,
         epochs=config.epochs,
         batch_size=config.batch_size,
         verbose=0,
@@ -286,7 +303,9 @@ def run_pathway_experiment(
         if key == "control":
             return build_pathway_network(control, name="random_control", **common)
         if key == "mlp":
-            return _dense_mlp(connectivity.num_outputs, max(num_classes, 2), config, mean, var)
+            return _dense_mlp(
+                connectivity.num_outputs, max(num_classes, 2), config, mean, var
+            )
         return _linear_baseline(config, len(y))
 
     fold_rows = []
@@ -302,7 +321,9 @@ def run_pathway_experiment(
             if isinstance(model, keras.Model):
                 _fit_keras(model, x[train], y[train], num_classes, config)
                 pred = np.asarray(model.predict(x[test].astype("float32"), verbose=0))
-                params[name] = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+                params[name] = int(
+                    sum(np.prod(w.shape) for w in model.trainable_weights)
+                )
             else:
                 model.fit(x[train], y[train])
                 pred = (
@@ -316,7 +337,9 @@ def run_pathway_experiment(
                 params[name] = int(np.size(est.coef_) + np.size(est.intercept_))
             seconds = time.perf_counter() - t0
             score = _score(config.task, y[test], pred)
-            fold_rows.append(dict(fold=k + 1, model=name, score=score, train_seconds=seconds))
+            fold_rows.append(
+                dict(fold=k + 1, model=name, score=score, train_seconds=seconds)
+            )
             say(
                 f"[fold {k + 1}/{len(splits)}] {name:34s} "
                 f"{'R2' if config.task == 'regression' else 'ROC AUC'} {score:.3f}  "
@@ -329,7 +352,11 @@ def run_pathway_experiment(
     metric = "R2" if config.task == "regression" else "ROC AUC"
     table = (
         folds.groupby("model", sort=False)
-        .agg(mean=("score", "mean"), sd=("score", "std"), train_seconds=("train_seconds", "mean"))
+        .agg(
+            mean=("score", "mean"),
+            sd=("score", "std"),
+            train_seconds=("train_seconds", "mean"),
+        )
         .reset_index()
     )
     table.insert(1, "metric", metric)
@@ -340,7 +367,9 @@ def run_pathway_experiment(
     final = make("pathway", x.mean(axis=0), x.var(axis=0))
     _fit_keras(final, x, y, num_classes, config)
     imp = np.stack(importances)
-    names = connectivity.output_names or tuple(str(j) for j in range(connectivity.num_outputs))
+    names = connectivity.output_names or tuple(
+        str(j) for j in range(connectivity.num_outputs)
+    )
     importance = pd.DataFrame(
         {
             "pathway": names,
@@ -360,7 +389,8 @@ def run_pathway_experiment(
 def format_table(table: pd.DataFrame) -> str:
     """The comparison table as aligned text."""
     lines = [
-        f"{'model':34s} {'metric':8s} {'mean':>6s} {'sd':>6s} {'params':>9s} {'train s':>8s}"
+        f"{'model':34s} {'metric':8s} {'mean':>6s} {'sd':>6s} {'params':>9s} "
+        f"{'train s':>8s}"
     ]
     for row in table.itertuples(index=False):
         lines.append(
@@ -395,13 +425,18 @@ def write_outputs(
         result.edge_table[["gene", "pathway", "weight"]].to_csv(
             os.path.join(tmp, "edge_weights.csv"), index=False
         )
-        result.importance.to_csv(os.path.join(tmp, "pathway_importance.csv"), index=False)
+        result.importance.to_csv(
+            os.path.join(tmp, "pathway_importance.csv"), index=False
+        )
         result.model.save(os.path.join(tmp, "model.keras"))
         if figure:
             from keras_sparse.plotting.pathways import plot_pathway_summary
 
             plot_pathway_summary(
-                result.importance, connectivity, result.table, os.path.join(tmp, "pathways.png")
+                result.importance,
+                connectivity,
+                result.table,
+                os.path.join(tmp, "pathways.png"),
             )
         with open(os.path.join(tmp, "run_info.json"), "w") as fh:
             json.dump(info, fh, indent=1, default=str)

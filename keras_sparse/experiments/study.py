@@ -88,7 +88,7 @@ class StudyConfig:
     def describe(self) -> str:
         n = self.folds
         return (
-            f"{n} subject-grouped folds x {self.seeds} seeds = {n * self.seeds} "
+            f"{n} grouped folds x {self.seeds} seeds = {n * self.seeds} "
             f"real-hierarchy networks; {n * self.permutations} on permuted labels; "
             f"{self.controls} gene-permuted control hierarchies x {n} folds = "
             f"{self.controls * n} networks"

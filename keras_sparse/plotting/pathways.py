@@ -51,7 +51,9 @@ def plot_pathway_summary(
     ax_imp = fig.add_subplot(grid[:, 0])
     head = importance.head(top).iloc[::-1]
     labels = [str(p)[:48] for p in head["pathway"]]
-    ax_imp.barh(labels, head["importance_mean"], xerr=head["importance_sd"], color="#3b75af")
+    ax_imp.barh(
+        labels, head["importance_mean"], xerr=head["importance_sd"], color="#3b75af"
+    )
     ax_imp.axvline(0, color="black", lw=0.8)
     ax_imp.set_xlabel("held-out permutation importance (drop in score)")
     ax_imp.set_title(f"Top {min(top, len(importance))} pathways")

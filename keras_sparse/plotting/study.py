@@ -32,6 +32,7 @@ def plot_sankey(
     path: str | os.PathLike[str],
     q_threshold: float = 0.05,
     per_level: int = 12,
+    null_label: str = "labels permuted between subjects",
 ) -> None:
     """Significant nodes per level (columns, genes side left) and their links.
 
@@ -113,8 +114,8 @@ def plot_sankey(
     ax.set_ylim(0, 1.15)
     ax.axis("off")
     ax.set_title(
-        "Nodes scored higher with the real labels than with labels permuted between "
-        f"subjects (one-sided Mann-Whitney, BH q < {q_threshold}); box height = mean "
+        f"Nodes scored higher with the real labels than with {null_label} "
+        f"(one-sided Mann-Whitney, BH q < {q_threshold}); box height = mean "
         "within-level percentile;\nblack outline = pre-declared positive set; lines: "
         "child -> parent among the nodes shown",
         fontsize=9,
@@ -181,7 +182,10 @@ def plot_volcano(
 
 
 def plot_positive_set(
-    controls: Any, summary: dict[str, Any], path: str | os.PathLike[str]
+    controls: Any,
+    summary: dict[str, Any],
+    path: str | os.PathLike[str],
+    label: str = "interferon subtree + ISG-enriched",
 ) -> None:
     """The positive set's AUROC in the real hierarchy among the controls."""
     plt = _pyplot()
@@ -199,8 +203,7 @@ def plot_positive_set(
     ax.set_xlabel("AUROC of the positive-set nodes in the node ranking (0.5 = chance)")
     ax.set_ylabel("control hierarchies")
     ax.set_title(
-        f"Positive set ({summary['n_positive']} nodes: interferon subtree + "
-        "ISG-enriched)"
+        f"Positive set ({summary['n_positive']} nodes: {label})"
         f" — rank {summary['positive_set_rank']} of {len(ctrl) + 1}, empirical p = "
         f"{summary['positive_set_p']:.3f}",
         fontsize=9,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from conftest import to_numpy
+
 from keras_sparse.connectivity import random_connectivity, shuffled_connectivity
 from keras_sparse.datasets import find_qusage_data
 from keras_sparse.models import build_pathway_network, split_at
