@@ -55,12 +55,12 @@ def fetch_netsam(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise RuntimeError("apt-get/dpkg-deb not found on this system.\n" + HOW_TO_GET)
     with tempfile.TemporaryDirectory() as tmp:
-        quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        null = subprocess.DEVNULL
         cmd = ["apt-get", "download", "r-bioc-netsam"]
-        if subprocess.call(cmd, cwd=tmp, **quiet) != 0:
+        if subprocess.call(cmd, cwd=tmp, stdout=null, stderr=null) != 0:
             if hasattr(os, "geteuid") and os.geteuid() == 0:
-                subprocess.call(["apt-get", "update", "-qq"], **quiet)
-            if subprocess.call(cmd, cwd=tmp, **quiet) != 0:
+                subprocess.call(["apt-get", "update", "-qq"], stdout=null, stderr=null)
+            if subprocess.call(cmd, cwd=tmp, stdout=null, stderr=null) != 0:
                 raise RuntimeError(
                     "`apt-get download r-bioc-netsam` failed.\n" + HOW_TO_GET
                 )

@@ -72,7 +72,7 @@ def run_crc_study(
         "-> " + " -> ".join(f"{c.num_outputs} nodes" for c in levels)
     )
     n_nodes = sum(
-        n.split("_copy")[0] in positive for c in levels for n in c.output_names
+        n.split("_copy")[0] in positive for c in levels for n in c.output_names or ()
     )
     say(
         f"positive set (declared before training): the DNA Repair and Interferon "

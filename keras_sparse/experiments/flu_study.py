@@ -37,7 +37,7 @@ def node_gene_sets(levels: list[Connectivity]) -> dict[str, set[str]]:
     for j, c in enumerate(levels):
         if j:
             reach = (reach @ c.to_scipy("csc").astype(bool)).astype(bool)
-        for k, name in enumerate(c.output_names):
+        for k, name in enumerate(c.output_names or ()):
             out.setdefault(name.split("_copy")[0], set()).update(
                 genes[reach[:, k].nonzero()[0]]
             )
@@ -143,7 +143,7 @@ def run_flu_study(
 
     n_genes_used = int((levels[0].fan_out > 0).sum())
     n_positive_nodes = sum(
-        n.split("_copy")[0] in positive for c in levels for n in c.output_names
+        n.split("_copy")[0] in positive for c in levels for n in c.output_names or ()
     )
     say(
         f"data: {flu.expression.shape[0]} samples x {flu.expression.shape[1]} genes "

@@ -291,7 +291,7 @@ def run_study(
     node_level = np.concatenate(
         [np.full(c.num_outputs, j) for j, c in enumerate(levels)]
     )
-    node_ids = [n for c in levels for n in c.output_names]
+    node_ids = [n for c in levels for n in c.output_names or ()]
     base_ids = [n.split("_copy")[0] for n in node_ids]
     is_positive = np.array([b in positive for b in base_ids])
     planted_nodes: list[str] = []
@@ -507,7 +507,7 @@ def _plant(
     above its median, with the noise scaled so that the latent signal
     itself reaches ROC AUC ~0.85 on the labels.
     """
-    names = bottom.output_names
+    names = bottom.output_names or ()
     fan_in = bottom.fan_in
     if candidates is None:
         # Identifiable in principle: 15-60 genes, at least half of them in
@@ -561,7 +561,7 @@ def _track(
     orient_genes: Sequence[str] | None,
     groups: np.ndarray,
 ) -> list[dict[str, Any]]:
-    j = bottom.output_names.index(node)
+    j = (bottom.output_names or ()).index(node)
 
     def act(rows: np.ndarray) -> np.ndarray:
         h = model.get_layer("pathways")(x[rows].astype("float32"))

@@ -150,7 +150,7 @@ def level_name(k: int) -> str:
 def pathway_levels(model: keras.Model) -> list[str]:
     """Names of the sparse levels of a `build_pathway_network` model, in order."""
     names = {layer.name for layer in model.layers}
-    out = []
+    out: list[str] = []
     while level_name(len(out)) in names:
         out.append(level_name(len(out)))
     if not out:
