@@ -54,7 +54,7 @@ class _Declared:
 
     shape: tuple[int, int]
     nnz: int
-    fingerprint: str | None
+    expected_fingerprint: str | None
 
     @property
     def density(self) -> float:
@@ -307,7 +307,7 @@ class ConnectivityLayer(keras.layers.Layer):
                 "stored_with_weights": True,
                 "shape": list(declared.shape),
                 "nnz": declared.nnz,
-                "fingerprint": declared.fingerprint,
+                "fingerprint": declared.expected_fingerprint,
             }
         inline = conn.get_config()
         size = len(inline["data"]) + sum(
@@ -371,13 +371,14 @@ class ConnectivityLayer(keras.layers.Layer):
                 saved.shape != declared.shape
                 or saved.nnz != declared.nnz
                 or (
-                    declared.fingerprint and saved.fingerprint() != declared.fingerprint
+                    declared.expected_fingerprint
+                    and saved.fingerprint() != declared.expected_fingerprint
                 )
             ):
                 raise ValueError(
                     f"Layer '{self.name}' expects a connectivity of shape "
                     f"{declared.shape} with nnz={declared.nnz} (fingerprint "
-                    f"{declared.fingerprint}) but the file holds {saved!r} "
+                    f"{declared.expected_fingerprint}) but the file holds {saved!r} "
                     f"(fingerprint {saved.fingerprint()})."
                 )
         variables = self._saved_variables()

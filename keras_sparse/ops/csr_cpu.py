@@ -242,7 +242,7 @@ def chunks() -> int:
     return 4 * max(1, numba.get_num_threads())
 
 
-def _c(a: np.ndarray) -> np.ndarray:
+def _contiguous(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
@@ -260,9 +260,9 @@ def spmm(
     `values` `(nnz,)` in canonical order; the index arrays as in `CSRPlan`.
     Float32 or float64 (the result has `x`'s dtype).
     """
-    x = _c(x)
+    x = _contiguous(x)
     out = np.empty((x.shape[0], int(num_outputs)), dtype=x.dtype)
-    v = _c(np.asarray(values, dtype=x.dtype)[perm])
+    v = _contiguous(np.asarray(values, dtype=x.dtype)[perm])
     _forward(x, indptr, indices, v, active, int(num_outputs), block(x.shape[0]), out)
     return out
 
@@ -276,9 +276,9 @@ def spmm_t(
     num_inputs: int,
 ) -> np.ndarray:
     """`dy @ W.T`: `dy` `(batch, num_outputs)` -> `(batch, num_inputs)`."""
-    dy = _c(dy)
+    dy = _contiguous(dy)
     out = np.empty((dy.shape[0], int(num_inputs)), dtype=dy.dtype)
-    v = _c(np.asarray(values, dtype=dy.dtype)[perm])
+    v = _contiguous(np.asarray(values, dtype=dy.dtype)[perm])
     _input_grad(dy, indptr, indices, v, int(num_inputs), block(dy.shape[0]), out)
     return out
 
@@ -295,7 +295,7 @@ def sddmm(
 
     The gradient of `sum(spmm(x, values) * dy)` with respect to `values`.
     """
-    x, dy = _c(x), _c(np.asarray(dy, dtype=x.dtype))
+    x, dy = _contiguous(x), _contiguous(np.asarray(dy, dtype=x.dtype))
     out = np.zeros(perm.size, dtype=x.dtype)
     _values_grad(
         x, dy, indptr, indices, perm, active, sddmm_block(x.shape[0]), chunks(), out

@@ -4,7 +4,8 @@ This is the only module of the package that asks which Keras backend runs
 (`keras.backend.backend()`). It imports the binding of that backend once
 and re-exports its names; every binding module (`jax`, `tensorflow`,
 `torch`, and `portable` for any other backend) defines the same names,
-`SIGNATURE` (checked by `tests/ops/test_backend_seam.py`):
+`SIGNATURE` (checked by `tests/ops/test_backend_seam.py`); a binding
+imports from `portable` the ones it does not do differently:
 
 - `csr_available()`: whether the compiled CPU kernels
   (`keras_sparse.ops.csr_cpu`) can run (Numba present, CPU placement);
@@ -46,24 +47,6 @@ from types import ModuleType
 
 import keras
 
-__all__ = [
-    "SIGNATURE",
-    "NAME",
-    "binding",
-    "csr_available",
-    "csr_matmul",
-    "densify",
-    "host_constant",
-    "cond",
-    "segment_sum",
-    "matmul",
-    "dense_input",
-    "value_and_grad",
-    "GROUPED_CONV_MODE",
-    "AUTO_SPARSE_MAX_DENSITY",
-    "AUTO_CSR_MAX_DENSITY",
-]
-
 SIGNATURE = (
     "csr_available",
     "csr_matmul",
@@ -78,6 +61,8 @@ SIGNATURE = (
     "AUTO_SPARSE_MAX_DENSITY",
     "AUTO_CSR_MAX_DENSITY",
 )
+
+__all__ = ["SIGNATURE", "NAME", "binding", *SIGNATURE]
 
 _MODULES = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
 

@@ -31,6 +31,13 @@ from typing import Any
 import numpy as np
 
 from keras_sparse.ops import csr_cpu
+from keras_sparse.ops.backend.portable import (  # noqa: F401 (the seam)
+    cond,
+    dense_input,
+    densify,
+    matmul,
+    segment_sum,
+)
 
 GROUPED_CONV_MODE = "split"
 AUTO_SPARSE_MAX_DENSITY = 0.005
@@ -53,12 +60,6 @@ def host_constant(array: np.ndarray) -> Any:
 
     with jax.ensure_compile_time_eval():
         return jnp.asarray(array)
-
-
-def densify(values: Any, pairs: Any, shape: tuple[int, int]) -> Any:
-    from keras_sparse.ops import portable
-
-    return portable.densify(values, pairs, shape)
 
 
 def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:
@@ -289,30 +290,6 @@ def _batch(name: str, args: Any, dims: Any, **params: Any) -> tuple[Any, int]:
         *moved
     )
     return out, 0
-
-
-def cond(pred: Any, true_fn: Any, false_fn: Any) -> Any:
-    from keras import ops
-
-    return ops.cond(pred, true_fn, false_fn)
-
-
-def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
-    from keras import ops
-
-    return ops.segment_sum(data, segment_ids, num_segments=num_segments)
-
-
-def matmul(a: Any, b: Any) -> Any:
-    from keras import ops
-
-    return ops.matmul(a, b)
-
-
-def dense_input(x: Any) -> Any:
-    from keras import ops
-
-    return ops.convert_to_tensor(x, sparse=False)
 
 
 def value_and_grad(fn: Any, args: list[Any]) -> tuple[tuple[Any, Any], list[Any]]:

@@ -25,6 +25,12 @@ from typing import Any
 import numpy as np
 
 from keras_sparse.ops import csr_cpu
+from keras_sparse.ops.backend.portable import (  # noqa: F401 (the seam)
+    cond,
+    dense_input,
+    matmul,
+    segment_sum,
+)
 
 GROUPED_CONV_MODE = "split"
 AUTO_SPARSE_MAX_DENSITY = 0.01
@@ -157,30 +163,6 @@ def _sddmm(x: Any, dy: Any, idx: list[Any]) -> Any:
         return dv, grad
 
     return sddmm(x, dy)
-
-
-def cond(pred: Any, true_fn: Any, false_fn: Any) -> Any:
-    from keras import ops
-
-    return ops.cond(pred, true_fn, false_fn)
-
-
-def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
-    from keras import ops
-
-    return ops.segment_sum(data, segment_ids, num_segments=num_segments)
-
-
-def matmul(a: Any, b: Any) -> Any:
-    from keras import ops
-
-    return ops.matmul(a, b)
-
-
-def dense_input(x: Any) -> Any:
-    from keras import ops
-
-    return ops.convert_to_tensor(x, sparse=False)
 
 
 def value_and_grad(fn: Any, args: list[Any]) -> tuple[tuple[Any, Any], list[Any]]:
