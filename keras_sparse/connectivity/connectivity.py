@@ -787,53 +787,6 @@ class Connectivity:
             empty_outputs="ignore",
         )
 
-    def block_diagonal_groups(self) -> tuple[int, np.ndarray, np.ndarray] | None:
-        """Detects a block-diagonal pattern, up to permutations.
-
-        The pattern is block-diagonal with `g` groups when inputs and
-        outputs split into `g` groups of equal sizes such that each input
-        feeds exactly the outputs of its own group (complete blocks), as in
-        a grouped convolution after reordering the channels.
-
-        Returns:
-            `(groups, input_order, output_order)`, where `input_order` /
-            `output_order` are permutations that make the blocks contiguous
-            (group 0 first, members ascending), or `None` if the pattern is
-            not block-diagonal (empty connectivities included). A full
-            connectivity gives `groups == 1`.
-        """
-        from scipy.sparse.csgraph import connected_components
-
-        n_in, n_out = self._shape
-        if self.nnz == 0 or (self.fan_in == 0).any() or (self.fan_out == 0).any():
-            return None
-        import scipy.sparse as sp
-
-        # Bipartite graph on n_in + n_out nodes.
-        graph = sp.coo_array(
-            (
-                np.ones(self.nnz, dtype=np.int8),
-                (self._input_indices.astype(np.int64), self._output_indices + n_in),
-            ),
-            shape=(n_in + n_out, n_in + n_out),
-        )
-        groups, labels = connected_components(graph, directed=False)
-        in_labels, out_labels = labels[:n_in], labels[n_in:]
-        in_sizes = np.bincount(in_labels, minlength=groups)
-        out_sizes = np.bincount(out_labels, minlength=groups)
-        if (in_sizes != in_sizes[0]).any() or (out_sizes != out_sizes[0]).any():
-            return None
-        if self.nnz != groups * int(in_sizes[0]) * int(out_sizes[0]):
-            return None  # some block is not complete
-        # Number groups by their smallest input channel.
-        first = np.full(groups, n_in)
-        np.minimum.at(first, in_labels, np.arange(n_in))
-        rank = np.empty(groups, dtype=np.int64)
-        rank[np.argsort(first)] = np.arange(groups)
-        input_order = np.lexsort((np.arange(n_in), rank[in_labels]))
-        output_order = np.lexsort((np.arange(n_out), rank[out_labels]))
-        return int(groups), input_order, output_order
-
     # ------------------------------------------------------------- comparison
     def same_edges(self, other: Connectivity) -> bool:
         """True when `other` has the same shape and connections (names aside)."""

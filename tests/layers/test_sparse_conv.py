@@ -230,3 +230,20 @@ def test_full_connectivity_fast_path_matches_gather():
     assert layer._plan.index is None
     ref = numpy_conv(x, masked_kernel(layer), (1, 1), "valid", (1, 1)) + to_numpy(layer.bias)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_block_diagonal_groups_detects_permuted_blocks():
+    import numpy as np
+
+    from keras_sparse import Connectivity
+    from keras_sparse.layers.base_sparse_conv import block_diagonal_groups
+
+    base = block_diagonal_connectivity(6, 4, groups=2).to_dense()
+    perm_in, perm_out = np.array([3, 0, 4, 1, 5, 2]), np.array([2, 0, 3, 1])
+    conn = Connectivity.from_dense(base[perm_in][:, perm_out])
+    groups, in_order, out_order = block_diagonal_groups(conn)
+    assert groups == 2
+    dense = conn.to_dense()[in_order][:, out_order]
+    np.testing.assert_array_equal(dense, base)
+    assert block_diagonal_groups(full_connectivity(3, 5))[0] == 1
+    assert block_diagonal_groups(lenet5_c3_connectivity()) is None
