@@ -555,7 +555,7 @@ def compact(model: keras.Model) -> keras.Model:
     clone.optimizer.build(clone.trainable_variables)
     clone.optimizer.iterations.assign(optimizer.iterations)
     for key, (old, new) in made.items():
-        keep = targets[key][1] if key in targets else None
+        kept = targets[key][1] if key in targets else None
         for old_var, new_var in zip(
             old.trainable_variables, new.trainable_variables, strict=True
         ):
@@ -563,8 +563,8 @@ def compact(model: keras.Model) -> keras.Model:
             new_slots = optimizer_slots(clone.optimizer, new_var)
             for old_slot, new_slot in zip(old_slots, new_slots, strict=True):
                 value = keras.ops.convert_to_numpy(old_slot)
-                is_kernel = keep is not None and old_var is old.kernel_values
-                new_slot.assign(value[keep] if is_kernel else value)
+                is_kernel = kept is not None and old_var is old.kernel_values
+                new_slot.assign(value[kept] if is_kernel else value)
     return clone
 
 

@@ -428,3 +428,47 @@ def test_rigl_on_a_convolution():
     m.fit(x, y, batch_size=8, epochs=1, callbacks=[cb], verbose=0)
     assert m.get_layer("c").nnz == conn.nnz
     assert cb.history and cb.history[0]["grown"] > 0
+
+
+@needs_mutable
+def test_gmp_and_set_on_a_convolution_then_compact():
+    keras.utils.set_random_seed(1)
+    dense = keras.Sequential(
+        [
+            keras.Input((6, 6, 3)),
+            keras.layers.Conv2D(8, 3, activation="relu", name="c"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, name="d"),
+        ]
+    )
+    m = sparsify(dense, 1.0, mutable_connectivity=True)
+    assert isinstance(m.get_layer("c"), SparseConv2D) and m.get_layer("c").nnz == 24
+    m.compile(keras.optimizers.Adam(0.01), "mse")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 6, 6, 3)).astype("float32")
+    y = rng.normal(size=(16, 2)).astype("float32")
+    gmp = GradualMagnitudePruning(0.5, 0, 4, frequency=2, layers=["c"])
+    m.fit(x, y, batch_size=4, epochs=1, shuffle=False, callbacks=[gmp], verbose=0)
+    mask = to_numpy(m.get_layer("c").kernel_mask) > 0
+    assert mask.sum() == 12
+    np.testing.assert_array_equal(to_numpy(m.get_layer("c").kernel_values)[~mask], 0)
+    small = gmp.compact()
+    assert small.get_layer("c").nnz == 12
+    np.testing.assert_allclose(
+        to_numpy(small.predict(x, verbose=0)),
+        to_numpy(m.predict(x, verbose=0)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    # the compact model can evolve its connectivity further
+    start = small.get_layer("c").connectivity
+    cb = SET(0.25, update_interval=2, seed=0, layers=["c"])
+    small.fit(x, y, batch_size=4, epochs=1, callbacks=[cb], verbose=0)
+    assert small.get_layer("c").nnz == 12 and small.get_layer("c").connectivity != start
+
+
+def test_top_level_aliases():
+    import keras_sparse
+
+    assert keras_sparse.sparsify is sparsify
+    assert keras_sparse.densify is densify
