@@ -370,11 +370,26 @@ def run_pathway_experiment(
     names = connectivity.output_names or tuple(
         str(j) for j in range(connectivity.num_outputs)
     )
+    # Is a pathway's importance above 0? One-sided t-test over the folds,
+    # Benjamini-Hochberg over the pathways.
+    if imp.shape[0] > 1:
+        from scipy.stats import ttest_1samp
+
+        from keras_sparse.interpret.statistics import benjamini_hochberg
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = ttest_1samp(imp, 0.0, axis=0, alternative="greater").pvalue
+        p = np.where(np.isfinite(p), p, 1.0)
+        q = benjamini_hochberg(p)
+    else:
+        p = q = np.ones(imp.shape[1])
     importance = pd.DataFrame(
         {
             "pathway": names,
             "importance_mean": imp.mean(axis=0),
             "importance_sd": imp.std(axis=0, ddof=1) if imp.shape[0] > 1 else 0.0,
+            "p": p,
+            "q": q,
             "fan_in": connectivity.fan_in,
         }
     ).sort_values("importance_mean", ascending=False, kind="stable")

@@ -36,7 +36,8 @@ def plot_pathway_summary(
 
     Args:
         importance: DataFrame with `pathway`, `importance_mean`,
-            `importance_sd` (as from `run_pathway_experiment`).
+            `importance_sd` and optionally `q` (as from
+            `run_pathway_experiment`); bars with q >= 0.05 are grey.
         connectivity: the gene -> pathway `Connectivity`.
         comparison: DataFrame with `model`, `mean`, `sd`, `metric`.
         path: output `.png` path.
@@ -51,12 +52,26 @@ def plot_pathway_summary(
     ax_imp = fig.add_subplot(grid[:, 0])
     head = importance.head(top).iloc[::-1]
     labels = [str(p)[:48] for p in head["pathway"]]
+    significant = (
+        (head["q"] < 0.05).to_numpy() if "q" in head else np.zeros(len(head), bool)
+    )
     ax_imp.barh(
-        labels, head["importance_mean"], xerr=head["importance_sd"], color="#3b75af"
+        labels,
+        head["importance_mean"],
+        xerr=head["importance_sd"],
+        color=np.where(significant, "#3b75af", "#bdbdbd"),
     )
     ax_imp.axvline(0, color="black", lw=0.8)
-    ax_imp.set_xlabel("held-out permutation importance (drop in score)")
-    ax_imp.set_title(f"Top {min(top, len(importance))} pathways")
+    ax_imp.set_xlabel(
+        "held-out permutation importance (drop in score), mean ± sd over folds"
+    )
+    n_sig = int((importance["q"] < 0.05).sum()) if "q" in importance else 0
+    ax_imp.set_title(
+        f"Top {min(top, len(importance))} pathways by mean importance: {n_sig} of "
+        f"{len(importance)} above 0 at BH q < 0.05\n(one-sided t-test over folds; "
+        "grey = not significant)",
+        fontsize=9,
+    )
     ax_imp.tick_params(axis="y", labelsize=8)
 
     ax_conn = fig.add_subplot(grid[0, 1])
