@@ -472,3 +472,36 @@ def test_top_level_aliases():
 
     assert keras_sparse.sparsify is sparsify
     assert keras_sparse.densify is densify
+
+
+@needs_mutable
+@pytest.mark.skipif(BACKEND == "torch", reason="torch runs eagerly: nothing is traced")
+def test_connectivity_updates_do_not_retrace_the_train_step():
+    traces = {"n": 0}
+
+    def counting_tanh(z):  # Python side effect: runs once per trace under jit
+        traces["n"] += 1
+        return keras.ops.tanh(z)
+
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential(
+        [
+            keras.Input((20,)),
+            SparseDense(
+                12,
+                random_connectivity(20, 12, 0.3, seed=1),
+                activation=counting_tanh,
+                name="h",
+                mutable_connectivity=True,
+            ),
+            SparseDense(3, random_connectivity(12, 3, 0.5, seed=2), name="out"),
+        ]
+    )
+    m.compile(keras.optimizers.Adam(0.01), "mse")
+    x, y = data(n=160)
+    m.fit(x[:8], y[:8], batch_size=8, verbose=0)  # traces the train step
+    before = traces["n"]
+    cb = SET(0.3, update_interval=1, seed=0, layers=["h"])
+    m.fit(x, y, batch_size=8, epochs=1, callbacks=[cb], verbose=0)
+    assert len(cb.history) == 20  # 20 connectivity updates...
+    assert traces["n"] == before  # ...and not one retrace
