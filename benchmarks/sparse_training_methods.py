@@ -49,7 +49,9 @@ NAMES = ("fc1", "fc2", "out")
 
 def compile_(model: keras.Model) -> None:
     model.compile(
-        keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"]
+        keras.optimizers.Adam(1e-3),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
     )
 
 
