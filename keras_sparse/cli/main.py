@@ -232,7 +232,7 @@ def _select_backend(requested: str | None, argv: Sequence[str]) -> None:
     if "keras" in sys.modules:
         import keras
 
-        if keras.backend.backend() != wanted:
+        if keras.config.backend() != wanted:
             env = dict(os.environ, KERAS_BACKEND=wanted)
             os.execve(
                 sys.executable, [sys.executable, "-m", "keras_sparse.cli", *argv], env
@@ -368,7 +368,7 @@ def _demo_study(args: argparse.Namespace) -> int:
 
     config = _study_config(args)
     start = time.perf_counter()
-    print(f"backend: {keras.backend.backend()} (keras {keras.__version__})", flush=True)
+    print(f"backend: {keras.config.backend()} (keras {keras.__version__})", flush=True)
     if args.study == "default":
         print(
             "running the default (smaller) study; the full study is "
@@ -392,7 +392,7 @@ def _demo_study(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     _print_study(result, config, elapsed)
     info.update(
-        backend=keras.backend.backend(),
+        backend=keras.config.backend(),
         keras=keras.__version__,
         study=args.study,
         seconds=round(elapsed, 1),
@@ -431,7 +431,7 @@ def _demo_lenet5(args: argparse.Namespace) -> int:
     data = load_fashion_mnist(args.data)
     epochs = args.epochs if args.epochs is not None else 3
     print(
-        f"backend: {keras.backend.backend()}; Fashion-MNIST: "
+        f"backend: {keras.config.backend()}; Fashion-MNIST: "
         f"{len(data[0][0]):,} training, "
         f"{len(data[1][0]):,} test images; {epochs} epochs",
         flush=True,
@@ -441,7 +441,7 @@ def _demo_lenet5(args: argparse.Namespace) -> int:
     path = os.path.join(args.output, "lenet5_comparison.json")
     with open(path, "w") as fh:
         json.dump(
-            {"backend": keras.backend.backend(), "epochs": epochs, "rows": rows},
+            {"backend": keras.config.backend(), "epochs": epochs, "rows": rows},
             fh,
             indent=1,
         )
@@ -515,7 +515,7 @@ def _fit(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     start = time.perf_counter()
-    print(f"backend: {keras.backend.backend()} (keras {keras.__version__})", flush=True)
+    print(f"backend: {keras.config.backend()} (keras {keras.__version__})", flush=True)
     print(f"connectivity: {connectivity}", flush=True)
     result = run_pathway_experiment(
         x,
@@ -528,7 +528,7 @@ def _fit(args: argparse.Namespace) -> int:
     print()
     print(format_table(result.table))
     info.update(
-        backend=keras.backend.backend(),
+        backend=keras.config.backend(),
         keras=keras.__version__,
         config=vars(config),
         seconds=round(time.perf_counter() - start, 1),
@@ -604,7 +604,7 @@ def _fit_study(
         )
     permute, how = group_permuter(labels.y, labels.groups)
     config = _study_config(args)
-    print(f"backend: {keras.backend.backend()} (keras {keras.__version__})", flush=True)
+    print(f"backend: {keras.config.backend()} (keras {keras.__version__})", flush=True)
     print(
         "hierarchy: "
         + " -> ".join(f"{c.num_outputs} nodes" for c in levels)
@@ -633,7 +633,7 @@ def _fit_study(
         gene_sets=args.gene_sets,
         null=how,
         positive=sorted(positive),
-        backend=keras.backend.backend(),
+        backend=keras.config.backend(),
         config=dict(vars(config)),
         summary=result.summary,
         planted=result.planted_summary,
@@ -670,7 +670,7 @@ def _train_cifar(args: argparse.Namespace) -> int:
     )
     params = sum(math.prod(w.shape) for w in model.trainable_weights)
     print(
-        f"backend: {keras.backend.backend()}; {args.model}: {params:,} trainable "
+        f"backend: {keras.config.backend()}; {args.model}: {params:,} trainable "
         "parameters; "
         f"{args.dataset}: {len(data[0][0]):,} training images",
         flush=True,

@@ -1,8 +1,8 @@
-"""The one backend-specific piece of `keras_sparse.interpret`: a gradient.
+"""The gradient `keras_sparse.interpret` needs, through the backend seam.
 
-Keras 3 has no backend-neutral gradient function, so the gradient of a
-function's summed output w.r.t. its input is taken with each backend's
-own autodiff (TensorFlow `GradientTape`, `jax.grad`, `torch.autograd`).
+Keras 3 has no backend-neutral gradient function; the package's backend
+seam (`keras_sparse.ops.backend.value_and_grad`: TensorFlow
+`GradientTape`, `jax.value_and_grad`, `torch.autograd`) provides one.
 """
 
 from __future__ import annotations
@@ -21,30 +21,9 @@ def sum_gradient(fn: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:
     rows (a model in inference mode), row `i` of the result is the
     gradient of output row `i`'s sum w.r.t. input row `i`.
     """
-    backend = keras.backend.backend()
-    x = np.asarray(x, dtype="float32")
-    if backend == "jax":
-        import jax
-        import jax.numpy as jnp
+    from keras_sparse.ops import backend
 
-        return np.asarray(jax.grad(lambda t: jnp.sum(fn(t)))(jnp.asarray(x)))
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        t = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(t)
-            total = tf.reduce_sum(fn(t))
-        return np.asarray(tape.gradient(total, t))
-    if backend == "torch":
-        import torch
-
-        t = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
-        with torch.enable_grad():
-            total = fn(t).sum()
-            (grad,) = torch.autograd.grad(total, t)
-        return grad.detach().cpu().numpy()
-    raise NotImplementedError(
-        f"Gradients are implemented for the tensorflow, jax and torch backends; "
-        f"this Keras runs {backend!r}."
-    )
+    ops = keras.ops
+    t = ops.convert_to_tensor(np.asarray(x, dtype="float32"))
+    _, (grad,) = backend.value_and_grad(lambda a: (ops.sum(fn(a[0])), ()), [t])
+    return np.asarray(ops.convert_to_numpy(ops.stop_gradient(grad)))

@@ -186,9 +186,10 @@ def node_attributions(
     >>> conn = random_connectivity(6, 3, density=0.5, seed=0, min_fan_in=1)
     >>> model = build_pathway_network(conn)
     >>> x = np.random.default_rng(0).normal(size=(4, 6))
-    >>> scores = node_attributions(model, x, x.mean(axis=0), steps=4)
+    >>> scores = node_attributions(model, x, x.mean(axis=0), steps=2,
+    ...                            include_inputs=False)
     >>> {k: v.shape for k, v in scores.items()}
-    {'inputs': (4, 6), 'pathways': (4, 3)}
+    {'pathways': (4, 3)}
 
     References:
         Sundararajan et al., ICML 2017; layer attribution as in Captum's
