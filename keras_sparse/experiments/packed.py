@@ -14,6 +14,7 @@ equals the stand-alone network with the same weights.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,7 +114,12 @@ def build_packed_network(
             name="standardize",
         )(x)
     if input_dropout:
-        x = keras.layers.Dropout(input_dropout, name="input_dropout")(x)
+        # An explicit seed (drawn from the global seed) makes the dropout
+        # masks follow the layer's seed state on every backend (unseeded,
+        # torch draws from its global generator).
+        x = keras.layers.Dropout(
+            input_dropout, seed=random.randrange(2**31), name="input_dropout"
+        )(x)
     for j, level in enumerate(packed):
         x = SparseDense(
             level.num_outputs,

@@ -21,6 +21,7 @@ every pathway node (baseline: the training fold's mean sample), mean
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -592,7 +593,7 @@ def _packed_mlp(n_inputs: int, units: int, config: StudyConfig) -> keras.Model:
     inputs = keras.Input((n_inputs,))
     h = inputs
     if config.input_dropout:
-        h = keras.layers.Dropout(config.input_dropout)(h)
+        h = keras.layers.Dropout(config.input_dropout, seed=random.randrange(2**31))(h)
     h = keras.layers.Dense(S * units, activation="tanh", kernel_regularizer=reg)(h)
     head = Connectivity(
         np.arange(S * units), np.repeat(np.arange(S), units), shape=(S * units, S)
