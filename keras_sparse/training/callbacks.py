@@ -380,7 +380,9 @@ class RigL(_DropGrow):
     O(block_size + nnz) (`algorithms.top_gradient_positions`); for a
     convolution, the dense kernel gradient (the size of a dense
     convolution's kernel) is scored per (input channel, filter) kernel by
-    its L2 norm.
+    its L2 norm. The blocked product and the top-k run on the host
+    (NumPy, multithreaded BLAS): `x` and `dz` of one batch are copied off
+    the device, never a dense kernel-sized array.
 
     Args:
         drop_fraction: float in (0, 1), the initial fraction (alpha,
