@@ -9,12 +9,10 @@ RigL runs its own forward/backward pass on one batch:
    to record its input `x`, and its `activation` is wrapped to add a zero
    "probe" tensor `p` before the activation: `act(z + p)`;
 2. the loss is differentiated w.r.t. the probes with the backend's autodiff
-   (`tf.GradientTape`, `jax.value_and_grad`, `torch.autograd.grad`), which
-   gives `dL/dp = dL/dz` exactly, without touching the model's variables;
+   (`keras_sparse.ops.backend.value_and_grad`), which gives `dL/dp = dL/dz`
+   exactly, without touching the model's variables;
 3. the model runs with `training=False`, so dropout and batch statistics are
    neither sampled nor updated (the side pass changes no state).
-
-Only backend code lives here; everything else uses `keras.ops`.
 """
 
 from __future__ import annotations
@@ -23,9 +21,10 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import keras
 import numpy as np
 from keras import ops
+
+from keras_sparse.ops import backend
 
 
 @contextlib.contextmanager
@@ -62,36 +61,10 @@ def _instrument(
 def _value_and_probe_grads(
     fn: Callable[[list[Any]], tuple[Any, Any]], probes: list[Any]
 ) -> tuple[list[Any], Any]:
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            for p in probes:
-                tape.watch(p)
-            loss, aux = fn(probes)
-        return tape.gradient(loss, probes), aux
-    if backend == "jax":
-        import jax
-
-        (_, aux), grads = jax.value_and_grad(fn, has_aux=True)(probes)
-        return list(grads), aux
-    if backend == "torch":
-        import torch
-
-        probes = [p.detach().requires_grad_(True) for p in probes]
-        loss, aux = fn(probes)
-        grads = torch.autograd.grad(loss, probes, allow_unused=True)
-        grads = [
-            torch.zeros_like(p) if g is None else g
-            for p, g in zip(probes, grads, strict=True)
-        ]
-        aux = [a.detach() for a in aux]
-        return list(grads), aux
-    raise NotImplementedError(
-        f"RigL's gradient side pass supports the tensorflow, jax and torch backends, "
-        f"not {backend!r}."
-    )
+    """Gradients of `fn(probes)[0]` w.r.t. `probes`, and `fn`'s aux output
+    (the backend seam's `value_and_grad`)."""
+    (_, aux), grads = backend.value_and_grad(fn, probes)
+    return grads, aux
 
 
 def layer_inputs_and_output_grads(

@@ -396,4 +396,9 @@ def value_and_grad(fn: Any, args: list[Any]) -> tuple[tuple[Any, Any], list[Any]
         torch.zeros_like(p) if g is None else g
         for p, g in zip(leaves, raw, strict=True)
     ]
+    import keras
+
+    aux = keras.tree.map_structure(
+        lambda a: a.detach() if isinstance(a, torch.Tensor) else a, aux
+    )
     return (value.detach(), aux), list(grads)
