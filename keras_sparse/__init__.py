@@ -1,13 +1,18 @@
 """keras-sparse: sparsely connected Keras 3 layers for TensorFlow, JAX and PyTorch.
 
-The public names are imported on first use (PEP 562), so that importing the
-package (e.g. the `keras-sparse` command's `--help`) does not import Keras
-and its backend before the backend is chosen.
+`import keras_sparse` registers the package's Keras classes (layers,
+initializer, models), so that `keras.saving.load_model` finds them. The
+`keras-sparse` command (`keras-sparse ...`, `python -m keras_sparse.cli`)
+is the exception: there the public names are imported on first use (PEP
+562), so that `--help` is instant and the backend is chosen (`--backend`)
+before Keras is imported.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 __version__ = "0.1.0"
@@ -48,3 +53,14 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+def _command_line_tool() -> bool:
+    """Whether this process is the `keras-sparse` command starting up."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    # `python -m pkg.mod` shows "-m" while the module is being located.
+    return os.path.basename(argv0) == "keras-sparse" or argv0 == "-m"
+
+
+if not _command_line_tool():
+    from keras_sparse import initializers, layers, models  # noqa: E402,F401 (registers)

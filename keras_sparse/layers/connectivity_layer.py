@@ -32,20 +32,24 @@ _CONFIG_INLINE_BYTES = 256 * 1024
 _SHARED: dict[str, list[Any]] = {}
 
 
-def _share(layer: keras.layers.Layer, conn: Connectivity) -> str:
+def _share(holder: list[str | None], conn: Connectivity) -> str:
+    """Shares `conn` under a key; `holder[0]`, the layer's previously shared
+    key, is released (a layer shares one connectivity at a time)."""
     key = f"{conn.fingerprint()}:{id(conn):x}"
     entry = _SHARED.setdefault(key, [conn, 0])
     entry[1] += 1
-    weakref.finalize(layer, _unshare, key)
+    _release(holder)
+    holder[0] = key
     return key
 
 
-def _unshare(key: str) -> None:
-    entry = _SHARED.get(key)
+def _release(holder: list[str | None]) -> None:
+    key, holder[0] = holder[0], None
+    entry = _SHARED.get(key) if key is not None else None
     if entry is not None:
         entry[1] -= 1
         if entry[1] <= 0:
-            del _SHARED[key]
+            del _SHARED[key]  # type: ignore[arg-type]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +77,10 @@ class ConnectivityLayer(keras.layers.Layer):
     # ------------------------------------------------------------ connectivity
     def _init_connectivity(self, connectivity: Any, mutable_connectivity: bool) -> None:
         self.mutable_connectivity = bool(mutable_connectivity)
-        self._share_key: str | None = None
+        # The key under which this layer shares its connectivity (see
+        # `_SHARED`), released when the layer is garbage-collected.
+        self._share_key: list[str | None] = [None]
+        weakref.finalize(self, _release, self._share_key)
         self._plan: Any = None
         if isinstance(connectivity, dict) and connectivity.get("stored_with_weights"):
             shared = _SHARED.get(str(connectivity.get("key")))
@@ -318,17 +325,15 @@ class ConnectivityLayer(keras.layers.Layer):
         )
         if size <= _CONFIG_INLINE_BYTES:
             return inline
-        if (
-            self._share_key is None
-            or _SHARED.get(self._share_key, [None])[0] is not conn
-        ):
-            self._share_key = _share(self, conn)
+        key = self._share_key[0]
+        if key is None or _SHARED.get(key, [None])[0] is not conn:
+            key = _share(self._share_key, conn)
         return {
             "stored_with_weights": True,
             "shape": list(conn.shape),
             "nnz": conn.nnz,
             "fingerprint": conn.fingerprint(),
-            "key": self._share_key,
+            "key": key,
         }
 
     def _saved_variables(self) -> list[Any]:
@@ -389,6 +394,14 @@ class ConnectivityLayer(keras.layers.Layer):
             )
         for i, variable in enumerate(variables):
             variable.assign(store[str(i)])
+        if "kernel_mask" in keys and not self.mutable_connectivity:
+            # Saved by a layer with inactive connections: a fixed layer has
+            # no mask, so the inactive values become exact zeros (same
+            # outputs).
+            mask = np.asarray(store["kernel_mask"])
+            values = keras.ops.convert_to_numpy(self.kernel_values)
+            shape = (-1,) + (1,) * (values.ndim - 1)
+            self.kernel_values.assign(values * mask.reshape(shape).astype(values.dtype))
         if self.mutable_connectivity:
             if "kernel_mask" in keys:
                 self.kernel_mask.assign(store["kernel_mask"])

@@ -243,8 +243,10 @@ class SparseDense(ConnectivityLayer):
         if len(x.shape) != 2:
             batch_shape = ops.shape(x)[:-1]
             x = ops.reshape(x, (-1, n_in))
-        if plan.implementation == "csr" and dtype in ("float16", "bfloat16"):
-            # The compiled kernels compute in float32 (mixed precision).
+        if plan.implementation != "dense" and dtype in ("float16", "bfloat16"):
+            # Gathered products are summed in float32 (as a float16/bfloat16
+            # matmul accumulates): in half precision a sum over a wide fan-in
+            # loses most of its digits.
             outputs = ops.cast(
                 plan.matmul(ops.cast(x, "float32"), ops.cast(values, "float32")), dtype
             )
@@ -301,11 +303,15 @@ class SparseDense(ConnectivityLayer):
         Returns:
             A pandas DataFrame with columns `input`, `output` (names when
             the connectivity has them, indices otherwise), `weight` (the
-            current float value), `input_index`, `output_index`, in the
+            current float value; 0 where `kernel_mask` is 0),
+            `input_index`, `output_index`, in the
             canonical order (by output, then input).
         """
         table = self.connectivity.to_edge_table()
-        table.insert(2, "weight", ops.convert_to_numpy(self.kernel_values))
+        weight = ops.convert_to_numpy(self.kernel_values)
+        if self.mutable_connectivity:
+            weight = weight * ops.convert_to_numpy(self.kernel_mask)
+        table.insert(2, "weight", weight)
         return table
 
     # ---------------------------------------------------------- serialization

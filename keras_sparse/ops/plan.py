@@ -56,8 +56,9 @@ def choose_implementation(
             current Keras backend.
         csr: whether the compiled kernels are available; default: detected
             (for the current backend only).
-        dtype: the layer's compute dtype (unused by the rule today: every
-            kernel computes float16/bfloat16 in float32 and float64 exactly).
+        dtype: the layer's compute dtype (unused by the rule today: the
+            layer sums float16/bfloat16 products in float32 on `"sparse"` and
+            `"csr"`, and every kernel computes float64 exactly).
 
     Returns:
         `"sparse"`, `"csr"` or `"dense"`.

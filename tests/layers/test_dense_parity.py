@@ -14,9 +14,9 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from helpers import BACKEND, apply, to_numpy
 from keras import ops
 
-from helpers import BACKEND, apply, to_numpy
 from keras_sparse import SparseDense
 from keras_sparse.connectivity import random_connectivity
 from keras_sparse.ops import backend
@@ -375,10 +375,10 @@ _SERVE = textwrap.dedent(
     import sys
     import numpy as np
     import tensorflow as tf
-    restored = tf.saved_model.load(sys.argv[1])
-    x = np.load(sys.argv[2])
-    out = restored.serve(tf.constant(x)).numpy()
-    np.save(sys.argv[3], out)
+    x = np.load(sys.argv[1])
+    for path in sys.argv[2:]:
+        restored = tf.saved_model.load(path)  # kept alive while it serves
+        np.save(f"{path}.out.npy", restored.serve(tf.constant(x)).numpy())
     """
 )
 
@@ -386,39 +386,38 @@ _SERVE = textwrap.dedent(
 @pytest.mark.skipif(
     BACKEND == "torch", reason="tf_saved_model export is TF's and JAX's"
 )
-@pytest.mark.parametrize("impl", ["csr", "sparse", "dense"])
-def test_exported_model_serves_in_a_fresh_process(impl, tmp_path):
+def test_exported_models_serve_in_a_fresh_process(tmp_path):
+    """`model.export()` for every implementation; one fresh process (no
+    keras_sparse, no Keras) loads and serves each SavedModel."""
     conn = random_connectivity(30, 5, density=0.3, seed=11)
-    if impl == "csr" and not backend.csr_available():
-        pytest.skip("no compiled kernels on this placement")
-    model = keras.Sequential(
-        [
-            keras.Input((30,)),
-            SparseDense(5, conn, implementation=impl, activation="relu"),
-        ]
-    )
     x = np.random.default_rng(11).standard_normal((4, 30)).astype("float32")
-    want = to_numpy(model(x))
-    path = str(tmp_path / "exported")
-    model.export(path, verbose=False)
+    impls = ["sparse", "dense"] + (["csr"] if backend.csr_available() else [])
+    paths, wants = [], []
+    for impl in impls:
+        model = keras.Sequential(
+            [
+                keras.Input((30,)),
+                SparseDense(5, conn, implementation=impl, activation="relu"),
+            ]
+        )
+        wants.append(to_numpy(model(x)))
+        paths.append(str(tmp_path / impl))
+        model.export(paths[-1], verbose=False)
     np.save(tmp_path / "x.npy", x)
     script = tmp_path / "serve.py"
     script.write_text(_SERVE)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            path,
-            str(tmp_path / "x.npy"),
-            str(tmp_path / "y.npy"),
-        ],
-        check=True,
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "x.npy"), *paths],
         env=env,
         capture_output=True,
+        text=True,
         timeout=300,
     )
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5, atol=1e-5)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for impl, path, want in zip(impls, paths, wants, strict=True):
+        got = np.load(f"{path}.out.npy")
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=impl)
 
 
 # ---------------------------------------------------------------- JAX trace
@@ -455,3 +454,26 @@ def test_first_layer_built_inside_a_trace_keeps_the_ffi_kernels():
         env=dict(os.environ, KERAS_BACKEND="jax"),
     )
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_half_precision_sums_in_float32(policy, impl):
+    if impl == "csr" and not backend.csr_available():
+        pytest.skip("no compiled kernels on this placement")
+    keras.config.set_dtype_policy(policy)
+    mask = np.ones((4096, 4), bool)
+    mask[0, 0] = False
+    from keras_sparse import Connectivity
+
+    layer = SparseDense(4, Connectivity.from_dense(mask), implementation=impl,
+                        kernel_initializer="ones", use_bias=False)
+    x = (np.random.default_rng(0).random((8, 4096)) + 0.5).astype("float32")
+    out = to_numpy(layer(x)).astype(np.float64)
+    want = x.astype(np.float64) @ mask
+    dense = keras.layers.Dense(4, use_bias=False)
+    dense.build((None, 4096))
+    dense.kernel.assign(mask.astype("float32"))
+    dense_error = np.abs(to_numpy(dense(x)).astype(np.float64) - want).max() / want.max()
+    error = np.abs(out - want).max() / want.max()
+    assert error <= max(2 * dense_error, 1e-2), (error, dense_error)

@@ -95,3 +95,33 @@ def test_fixed_layers_refuse_and_bad_updates_are_explained():
         layer.set_connectivity(conn, source=np.arange(7))
     with pytest.raises(ValueError, match=r"\(8,\)"):
         layer.set_kernel_mask(np.ones(5))
+
+
+def test_mask_survives_loading_into_a_fixed_layer(tmp_path):
+    conn = random_connectivity(12, 4, nnz=20, seed=2)
+    layer = SparseDense(4, conn, mutable_connectivity=True)
+    model = keras.Sequential([keras.Input((12,)), layer])
+    mask = np.ones(20, "float32")
+    mask[[1, 5, 9]] = 0
+    layer.set_kernel_mask(mask)
+    path = str(tmp_path / "w.weights.h5")
+    model.save_weights(path)
+    fixed = keras.Sequential([keras.Input((12,)), SparseDense(4, conn)])
+    fixed.load_weights(path)
+    x = np.random.default_rng(2).standard_normal((5, 12)).astype("float32")
+    np.testing.assert_allclose(to_numpy(fixed(x)), to_numpy(model(x)), atol=1e-6)
+    assert (to_numpy(fixed.layers[0].kernel_values)[[1, 5, 9]] == 0).all()
+    assert (layer.edge_table()["weight"].to_numpy()[[1, 5, 9]] == 0).all()
+
+
+def test_rewiring_a_large_layer_does_not_keep_old_connectivities():
+    from keras_sparse.layers import connectivity_layer
+
+    before = len(connectivity_layer._SHARED)
+    layer = SparseDense(300, random_connectivity(20_000, 300, nnz=200_000, seed=0),
+                        mutable_connectivity=True)
+    layer.build((None, 20_000))
+    for seed in range(1, 5):
+        layer.set_connectivity(random_connectivity(20_000, 300, nnz=200_000, seed=seed))
+        assert layer.get_config()["connectivity"]["stored_with_weights"]
+    assert len(connectivity_layer._SHARED) - before == 1
