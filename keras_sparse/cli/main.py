@@ -654,13 +654,12 @@ def _fit_study(
 
 def _train_cifar(args: argparse.Namespace) -> int:
     import json
-    import math
 
     import keras
 
     from keras_sparse.datasets import load_cifar
     from keras_sparse.experiments.cifar import train_cifar
-    from keras_sparse.models import AggregationNet
+    from keras_sparse.models import AggregationNet, trainable_param_count
 
     data = load_cifar(args.dataset, args.data_dir)
     num_classes = 10 if args.dataset == "cifar10" else 100
@@ -668,7 +667,7 @@ def _train_cifar(args: argparse.Namespace) -> int:
     model = AggregationNet.from_name(
         args.model, num_classes=num_classes, input_shape=(32, 32, 3)
     )
-    params = sum(math.prod(w.shape) for w in model.trainable_weights)
+    params = trainable_param_count(model)
     print(
         f"backend: {keras.config.backend()}; {args.model}: {params:,} trainable "
         "parameters; "

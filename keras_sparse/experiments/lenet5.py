@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from keras_sparse.models.lenet5 import build_lenet5
+from keras_sparse.models.utils import trainable_param_count
 
 __all__ = ["run_lenet5_comparison"]
 
@@ -75,9 +76,7 @@ def run_lenet5_comparison(
         row = {
             "model": label,
             "test_accuracy": float(accuracy),
-            "trainable_params": int(
-                sum(np.prod(w.shape) for w in model.trainable_weights)
-            ),
+            "trainable_params": trainable_param_count(model),
             "c3_params": int(model.get_layer("C3").count_params()),
             "seconds_per_epoch": float(np.mean(per_epoch)),
         }

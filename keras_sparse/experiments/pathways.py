@@ -35,6 +35,7 @@ from keras_sparse.models.pathway_network import (
     prediction_head,
     split_at,
 )
+from keras_sparse.models.utils import trainable_param_count
 
 __all__ = ["ExperimentConfig", "ComparisonResult", "run_pathway_experiment"]
 
@@ -321,9 +322,7 @@ def run_pathway_experiment(
             if isinstance(model, keras.Model):
                 _fit_keras(model, x[train], y[train], num_classes, config)
                 pred = np.asarray(model.predict(x[test].astype("float32"), verbose=0))
-                params[name] = int(
-                    sum(np.prod(w.shape) for w in model.trainable_weights)
-                )
+                params[name] = trainable_param_count(model)
             else:
                 model.fit(x[train], y[train])
                 pred = (
