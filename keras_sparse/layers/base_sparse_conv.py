@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_sparse._validation import int_tuple, one_of, positive_int
 from keras_sparse.connectivity.connectivity import Connectivity
 from keras_sparse.initializers.sparse_variance_scaling import kernel_values_initializer
 from keras_sparse.layers.connectivity_layer import ConnectivityLayer
@@ -110,25 +111,6 @@ class ConvPlan:
     grouped_mode: str = "native"
 
 
-def _as_tuple(value: Any, rank: int, argument: str) -> tuple[int, ...]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (int(value),) * rank
-    try:
-        out = tuple(int(v) for v in value)
-        ok = len(out) == rank and all(
-            v >= 1 and not isinstance(v, bool) and float(v) == v for v in value
-        )
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(
-            f"Received an invalid value for `{argument}`, expected a positive "
-            f"integer or a tuple of {rank} positive integers. "
-            f"Received: {argument}={value!r}"
-        )
-    return out
-
-
 class BaseSparseConv(ConnectivityLayer):
     """N-D convolution whose kernels exist only for connected channel pairs.
 
@@ -191,40 +173,18 @@ class BaseSparseConv(ConnectivityLayer):
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.rank = rank
-        if (
-            isinstance(filters, bool)
-            or not isinstance(filters, (int, np.integer))
-            or filters < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for `filters`, expected a positive "
-                f"integer. Received: filters={filters!r}"
-            )
-        self.filters = int(filters)
-        self.kernel_size = _as_tuple(kernel_size, rank, "kernel_size")
-        self.strides = _as_tuple(strides, rank, "strides")
-        self.dilation_rate = _as_tuple(dilation_rate, rank, "dilation_rate")
+        self.filters = positive_int(filters, "filters")
+        self.kernel_size = int_tuple(kernel_size, rank, "kernel_size")
+        self.strides = int_tuple(strides, rank, "strides")
+        self.dilation_rate = int_tuple(dilation_rate, rank, "dilation_rate")
         if isinstance(padding, str):
             padding = padding.lower()
-        if padding not in ("valid", "same"):
-            raise ValueError(
-                "Received an invalid value for `padding`, expected 'valid' or "
-                f"'same'. Received: padding={padding!r}"
-            )
-        self.padding = padding
+        self.padding = one_of(padding, "padding", ("valid", "same"))
         data_format = data_format or keras.config.image_data_format()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                "Received an invalid value for `data_format`, expected "
-                "'channels_last' or 'channels_first'. "
-                f"Received: data_format={data_format!r}"
-            )
-        self.data_format = data_format
-        if implementation not in CONV_IMPLEMENTATIONS:
-            raise ValueError(
-                "Received an invalid value for `implementation`, expected one of "
-                f"{CONV_IMPLEMENTATIONS}. Received: implementation={implementation!r}"
-            )
+        self.data_format = one_of(
+            data_format, "data_format", ("channels_last", "channels_first")
+        )
+        one_of(implementation, "implementation", CONV_IMPLEMENTATIONS)
         self._init_connectivity(connectivity, mutable_connectivity)
         declared = self._declared
         if declared.shape[1] != self.filters:

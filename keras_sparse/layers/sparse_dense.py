@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_sparse._validation import one_of, positive_int
 from keras_sparse.initializers.sparse_variance_scaling import kernel_values_initializer
 from keras_sparse.layers.connectivity_layer import ConnectivityLayer
 from keras_sparse.ops import backend, csr_cpu
@@ -118,25 +119,14 @@ class SparseDense(ConnectivityLayer):
         **kwargs: Any,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if (
-            isinstance(units, bool)
-            or not isinstance(units, (int, np.integer))
-            or (units < 1)
-        ):
-            raise ValueError(
-                "Received an invalid value for `units`, expected a positive "
-                f"integer. Received: units={units!r}"
-            )
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(
-                "Received an invalid value for `implementation`, expected one of "
-                f"{IMPLEMENTATIONS}. Received: implementation={implementation!r}"
-            )
+        units = positive_int(units, "units")
+        one_of(implementation, "implementation", IMPLEMENTATIONS)
         if implementation == "csr" and not backend.csr_available():
             raise NotImplementedError(
                 "implementation='csr' (compiled CPU kernels) is not available on the "
                 f"{backend.NAME!r} backend here: it needs Numba and a CPU "
-                "placement (no GPU). Use implementation='auto' or 'sparse'."
+                "placement (or, on PyTorch, a CUDA device). Use "
+                "implementation='auto' or 'sparse'."
             )
         self._init_connectivity(connectivity, mutable_connectivity)
         if self._declared.shape[1] != units:
