@@ -141,7 +141,7 @@ def test_gmt_reader_fuzz(raw, tmp_path_factory):
 @settings(max_examples=max_examples(100), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.binary(max_size=300))
 def test_edge_table_reader_fuzz(raw, tmp_path_factory):
-    from keras_sparse.experiments.inputs import InputFileError, read_gene_sets
+    from keras_sparse.cli.inputs import InputFileError, read_gene_sets
 
     path = tmp_path_factory.mktemp("edges") / "edges.csv"
     path.write_bytes(b"gene,pathway\n" + raw)

@@ -44,6 +44,7 @@ AUTO_SPARSE_MAX_DENSITY = 0.005
 AUTO_CSR_MAX_DENSITY = 0.2
 
 _PRIMS: dict[str, Any] = {}
+_EAGER: dict[tuple[Any, ...], Any] = {}
 
 
 def csr_available() -> bool:
@@ -149,21 +150,28 @@ def _kernel_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _eager(name: str, *args: Any, **params: Any) -> Any:
+    """A primitive called outside any trace: one jitted function per
+    primitive and parameters, so eager calls compile once, not every time."""
+    import jax
+
+    key = (name, tuple(sorted(params.items())))
+    fn = _EAGER.get(key)
+    if fn is None:
+        fn = _EAGER[key] = jax.jit(partial(_PRIMS[name].bind, **params))
+    return fn(*args)
+
+
 def _primitives() -> dict[str, Any]:
     if _PRIMS:
         return _PRIMS
-    import jax
     from jax.extend.core import Primitive
     from jax.interpreters import ad, batching, mlir
 
     for name in ("spmm", "spmm_t", "sddmm"):
         prim = Primitive(f"keras_sparse_{name}")
         _PRIMS[name] = prim
-        prim.def_impl(
-            lambda *args, _name=name, **params: jax.jit(
-                partial(_PRIMS[_name].bind, **params)
-            )(*args)
-        )
+        prim.def_impl(partial(_eager, name))
         prim.def_abstract_eval(partial(_out_aval, name))
 
         def lowering(ctx: Any, *args: Any, _name: str = name, **params: Any) -> Any:
