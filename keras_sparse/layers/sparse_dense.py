@@ -58,16 +58,25 @@ class SparseDense(ConnectivityLayer):
         bias_constraint: constraint on the bias.
         implementation: `"auto"` (default; see `choose_implementation`),
             `"sparse"` (portable `keras.ops` gather + segment-sum, memory and
-            work `O(batch * nnz)`, any device), `"csr"` (compiled
-            multithreaded CPU kernels, `keras_sparse.ops.csr_cpu`, with
-            hand-written gradients; float32 internally), or `"dense"`
-            (values scattered into a dense kernel, then matmul). All give the
-            same result to float32 rounding.
+            work `O(batch * nnz)`, any device), `"csr"` (three products,
+            `x @ W`, `dy @ W.T` and the sampled value gradient, each the
+            derivative of the others: Numba CPU kernels,
+            `keras_sparse.ops.csr_cpu`, or `torch.sparse` on PyTorch CUDA
+            tensors), or `"dense"` (values placed into a dense kernel, then
+            matmul). All compute the same function, with gradients of any
+            order, in the compute dtype (float16/bfloat16 products summed in
+            float32), and a NaN or inf input reaches only the outputs it is
+            connected to.
+        mutable_connectivity: bool (default False). With True the
+            connection indices live in integer variables (counted as
+            non-trainable weights) and a `kernel_mask` is kept, so that
+            `set_connectivity` / `set_kernel_mask` (sparse training,
+            `keras_sparse.training`) change connections without retracing.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Input shape:
-        N-D tensor `(..., num_inputs)`, float (float16, bfloat16 and
-        float32 policies are supported).
+        N-D tensor `(..., num_inputs)`: any float or integer dtype (cast to
+        the compute dtype), or a sparse tensor of the backend (densified).
 
     Output shape:
         N-D tensor `(..., units)`.
