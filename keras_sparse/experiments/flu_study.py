@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from keras_sparse.connectivity.connectivity import Connectivity
+from keras_sparse.experiments.pathways import publish_outputs
 from keras_sparse.experiments.study import StudyConfig, StudyResult, run_study
 
 __all__ = ["INTERFERON", "positive_set", "run_flu_study", "write_study_outputs"]
@@ -257,11 +258,6 @@ def write_study_outputs(
             )
         with open(os.path.join(tmp, "run_info.json"), "w") as fh:
             json.dump(info, fh, indent=1, default=str)
-        written = []
-        for name in sorted(os.listdir(tmp)):
-            dst = os.path.join(out_dir, name)
-            os.replace(os.path.join(tmp, name), dst)
-            written.append(dst)
-        return written
+        return publish_outputs(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -243,6 +243,18 @@ def _pathway_importance(
     return result.importances_mean, result.importances_std
 
 
+def publish_outputs(tmp: str, out_dir: str) -> list[str]:
+    """Moves every file written into the staging folder `tmp` to `out_dir`
+    (same file system: each move is atomic) and returns the paths, sorted.
+    Writers stage a whole run first, so a failure leaves no partial output."""
+    written = []
+    for name in sorted(os.listdir(tmp)):
+        dst = os.path.join(out_dir, name)
+        os.replace(os.path.join(tmp, name), dst)
+        written.append(dst)
+    return written
+
+
 def run_pathway_experiment(
     x: np.ndarray,
     y: np.ndarray,
@@ -454,11 +466,6 @@ def write_outputs(
             )
         with open(os.path.join(tmp, "run_info.json"), "w") as fh:
             json.dump(info, fh, indent=1, default=str)
-        written = []
-        for name in sorted(os.listdir(tmp)):
-            dst = os.path.join(out_dir, name)
-            os.replace(os.path.join(tmp, name), dst)
-            written.append(dst)
-        return written
+        return publish_outputs(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -243,9 +243,10 @@ def _select_items(
     return keep
 
 
-def _sparse_layer(layer: Any, connectivity: Connectivity, mutable: bool) -> Any:
-    extra = {"mutable_connectivity": True} if mutable else {}
-    common = dict(
+def _weight_arguments(layer: Any) -> dict[str, Any]:
+    """The constructor arguments a dense and a sparse layer share (every
+    one but the kernel initializer, which differs by kind)."""
+    return dict(
         activation=layer.activation,
         use_bias=layer.use_bias,
         bias_initializer=layer.bias_initializer,
@@ -256,8 +257,13 @@ def _sparse_layer(layer: Any, connectivity: Connectivity, mutable: bool) -> Any:
         bias_constraint=layer.bias_constraint,
         name=layer.name,
         dtype=layer.dtype_policy,
-        **extra,
     )
+
+
+def _sparse_layer(layer: Any, connectivity: Connectivity, mutable: bool) -> Any:
+    common = _weight_arguments(layer)
+    if mutable:
+        common["mutable_connectivity"] = True
     if isinstance(layer, keras.layers.Dense):
         return SparseDense(layer.units, connectivity, **common)
     return _SPARSE_CONV[_conv_rank(layer)](  # type: ignore[index]
@@ -455,18 +461,7 @@ def densify(model: keras.Model) -> keras.Model:
     def make(layer: Any) -> Any | None:
         if id(layer) not in targets:
             return None
-        common = dict(
-            activation=layer.activation,
-            use_bias=layer.use_bias,
-            bias_initializer=layer.bias_initializer,
-            kernel_regularizer=layer.kernel_regularizer,
-            bias_regularizer=layer.bias_regularizer,
-            activity_regularizer=layer.activity_regularizer,
-            kernel_constraint=layer.kernel_constraint,
-            bias_constraint=layer.bias_constraint,
-            name=layer.name,
-            dtype=layer.dtype_policy,
-        )
+        common = _weight_arguments(layer)
         if isinstance(layer, SparseDense):
             return keras.layers.Dense(layer.units, **common)
         return _DENSE_CONV[layer.rank](
