@@ -63,3 +63,62 @@ def test_sparse_dense_step_writes_rows_for_every_case(tmp_path):
     assert len(cases) == 2 * 7
     assert all(r["forward_ms"] > 0 for r in result["rows"])
     assert result["meta"]["backend"] == BACKEND
+
+
+def test_sparse_training_speed_quick_writes_every_form(tmp_path):
+    import sparse_training_speed
+
+    out = tmp_path / "s.json"
+    sparse_training_speed.main(["--quick", "--out", str(out)])
+    result = json.loads(out.read_text())
+    rows = result["result"]["rows"]
+    assert {r["form"] for r in rows} == set(sparse_training_speed.FORMS)
+    assert all(r["step_ms"] > 0 for r in rows)
+    assert result["meta"]["backend"] == BACKEND
+
+
+@pytest.mark.parametrize("rule", ["set", "rigl"])
+def test_masked_dense_peer_matches_sparse_dense_and_keeps_nnz(rule):
+    """The masked-dense form computes what SparseDense computes, and its
+    drop/grow keeps the active count, zeroes regrown weights and slots."""
+    import keras
+    import numpy as np
+    import sparse_training_speed as sts
+
+    from keras_sparse.connectivity import random_connectivity
+    from keras_sparse.layers import SparseDense
+
+    conn = random_connectivity(12, 9, density=0.3, seed=1)
+    mask = np.zeros((12, 9), "float32")
+    mask[conn.input_indices, conn.output_indices] = 1.0
+    masked = sts.MaskedDense(9, mask, name="hidden1")
+    sparse = SparseDense(9, conn)
+    x = np.random.default_rng(0).random((5, 12), dtype=np.float32)
+    masked.build((None, 12))
+    sparse.build((None, 12))
+    dense_kernel = keras.ops.convert_to_numpy(masked.kernel)
+    sparse.kernel_values.assign(dense_kernel[conn.input_indices, conn.output_indices])
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(masked(x)),
+        keras.ops.convert_to_numpy(sparse(x)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+    model = keras.Sequential([keras.Input((12,)), masked, keras.layers.Dense(3)])
+    model.compile(
+        keras.optimizers.SGD(0.1, momentum=0.9),
+        "sparse_categorical_crossentropy",
+    )
+    y = np.array([0, 1, 2, 0, 1], "int32")
+    model.train_on_batch(x, y)
+    before = keras.ops.convert_to_numpy(masked.mask).copy()
+    sts.MaskedDropGrow(model, [masked], rule, (x, y), batch_size=4).update(1)
+    after = keras.ops.convert_to_numpy(masked.mask)
+    kernel = keras.ops.convert_to_numpy(masked.kernel)
+    assert after.sum() == before.sum() == conn.nnz
+    grown = (after == 1) & (before == 0)  # (a dropped one may be regrown)
+    assert 0 < grown.sum() <= int(0.3 * conn.nnz)
+    assert np.all(kernel[grown] == 0) and np.all(kernel[after == 0] == 0)
+    (slot,) = sts.optimizer_slots(model.optimizer, masked.kernel)
+    assert np.all(keras.ops.convert_to_numpy(slot)[grown] == 0)
