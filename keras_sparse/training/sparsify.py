@@ -305,8 +305,10 @@ def sparsify(
     largest-magnitude connections: `|w|` for a Dense kernel entry, the L2
     norm of the whole `(input channel -> filter)` kernel for a convolution
     (so a convolution keeps or drops whole kernels). Kept weights and biases
-    are copied; every other layer is copied unchanged. The result is not
-    compiled.
+    are copied; every other layer is copied unchanged. If `model` is
+    compiled, the copy is compiled with the same configuration (loss,
+    metrics, and a new optimizer of the same configuration, without its
+    state: `keras.models.clone_model`); otherwise it is not compiled.
 
     Args:
         model: a built Sequential or functional `keras.Model` (nested ones
@@ -328,7 +330,7 @@ def sparsify(
             `mutable_connectivity=True`, as the training callbacks need.
 
     Returns:
-        A new, uncompiled `keras.Model`.
+        A new `keras.Model` (compiled if `model` was).
 
     Raises:
         ValueError: for a density outside (0, 1], an unknown `distribution`
@@ -429,14 +431,15 @@ def densify(model: keras.Model) -> keras.Model:
 
     `SparseDense` becomes `keras.layers.Dense` and `SparseConv1D/2D/3D`
     `Conv1D/2D/3D`, with the dense kernel that is zero where a connection
-    is absent (or masked); the outputs are the same. The result is not
-    compiled.
+    is absent (or masked); the outputs are the same. If `model` is
+    compiled, the copy is compiled with the same configuration (a new
+    optimizer, without its state); otherwise it is not compiled.
 
     Args:
         model: a built Sequential or functional model.
 
     Returns:
-        A new, uncompiled `keras.Model`.
+        A new `keras.Model` (compiled if `model` was).
 
     Raises:
         TypeError: if `model` is not a `keras.Model`.

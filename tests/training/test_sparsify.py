@@ -173,6 +173,24 @@ def test_densify_mlp_equals_sparse():
     )
 
 
+@pytest.mark.parametrize("convert", ["sparsify", "densify"])
+def test_compiled_model_gives_a_compiled_copy_with_fresh_optimizer(convert):
+    model = mlp()
+    x, y = np.zeros((4, 12), "float32"), np.zeros((4, 3), "float32")
+    assert not sparsify(model, 0.5).compiled
+    model.compile(keras.optimizers.Adam(0.0123), "mse", metrics=["mae"])
+    model.fit(x, y, verbose=0)
+    if convert == "densify":
+        model = sparsify(model, 0.5)
+    copy = sparsify(model, 0.5) if convert == "sparsify" else densify(model)
+    assert copy.compiled
+    assert copy.optimizer is not model.optimizer
+    assert int(to_numpy(copy.optimizer.iterations)) == 0
+    np.testing.assert_allclose(float(copy.optimizer.learning_rate), 0.0123)
+    assert copy.get_compile_config()["metrics"] == ["mae"]
+    copy.fit(x, y, verbose=0)
+
+
 def test_compression_report():
     model = mlp()
     sparse = sparsify(model, 0.1)
