@@ -122,3 +122,19 @@ def test_masked_dense_peer_matches_sparse_dense_and_keeps_nnz(rule):
     assert np.all(kernel[grown] == 0) and np.all(kernel[after == 0] == 0)
     (slot,) = sts.optimizer_slots(model.optimizer, masked.kernel)
     assert np.all(keras.ops.convert_to_numpy(slot)[grown] == 0)
+
+
+def test_kernel_threads_quick_reports_every_kernel(tmp_path):
+    import kernel_threads
+
+    out = tmp_path / "k.json"
+    kernel_threads.main(["--quick", "--kernel-thread", "--out", str(out)])
+    result = json.loads(out.read_text())["result"]
+    (case,) = result["cases"]
+    assert result["kernel_thread"] is True
+    for op in kernel_threads.OPS:
+        assert case["fresh_ms"][op] > 0 and case["floor_ms"][op] > 0
+    # The sparse layer is the model's first: no input gradient in the step.
+    assert case["in_step_calls"]["input_grad"] == 0
+    assert case["in_step_calls"]["forward"] >= 3
+    assert case["in_step_calls"]["values_grad"] >= 3

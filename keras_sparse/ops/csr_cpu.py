@@ -16,7 +16,9 @@ block's samples and no transposed copy of `x`, `dy` or `dx` is ever
 written to memory. Inputs without a connection are skipped. Threads own
 disjoint sample blocks (forward, input gradient) or disjoint inputs (value
 gradient), so no two threads write the same memory. Memory beyond the
-arrays handed in and out is `O(num_outputs * block)` per thread.
+arrays handed in and out is `O(num_outputs * block)` per thread. The values
+stay in the layer's canonical order and the kernels read them through the
+plan's permutation, so a call does no `O(nnz)` work outside the kernels.
 
 The three products are named as in sparse linear algebra: `spmm` (sparse
 times dense, `x @ W`), `spmm_t` (`dy @ W.T`) and `sddmm` (sampled
@@ -29,6 +31,8 @@ Measured against the previous transposed-copy kernels and SciPy in
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -60,12 +64,13 @@ def available() -> bool:
 
 if _HAVE_NUMBA:
 
-    @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
+    @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True, nogil=True)
     def _forward(
-        x, indptr, indices, values, active, n_out, blk, out
+        x, indptr, indices, values, perm, active, n_out, blk, out
     ):  # pragma: no cover
         # out[b, o] = sum over connections (i -> o) of values * x[b, i]; input-major
-        # CSR (indptr/indices/values by input), `active` = inputs with connections.
+        # CSR (indptr/indices by input), `values` canonical and read through
+        # `perm`, `active` = inputs with connections.
         batch = x.shape[0]
         n_active = active.size
         for bb in numba.prange((batch + blk - 1) // blk):
@@ -83,7 +88,7 @@ if _HAVE_NUMBA:
                     i = active[a0 + j]
                     xs = tile[j]
                     for k in range(indptr[i], indptr[i + 1]):
-                        v = values[k]
+                        v = values[perm[k]]
                         row = acc[indices[k]]
                         for t in range(nb):
                             row[t] += v * xs[t]
@@ -92,9 +97,12 @@ if _HAVE_NUMBA:
                 for o in range(n_out):
                     orow[o] = acc[o, t]
 
-    @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
-    def _input_grad(dy, indptr, indices, values, n_in, blk, out):  # pragma: no cover
-        # out[b, i] = sum over connections (i -> o) of values * dy[b, o]
+    @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True, nogil=True)
+    def _input_grad(
+        dy, indptr, indices, values, perm, n_in, blk, out
+    ):  # pragma: no cover
+        # out[b, i] = sum over connections (i -> o) of values * dy[b, o]; `values`
+        # canonical, read through `perm`.
         batch, n_out = dy.shape
         for bb in numba.prange((batch + blk - 1) // blk):
             b0 = bb * blk
@@ -111,7 +119,7 @@ if _HAVE_NUMBA:
                     acc[:] = 0
                     i = i0 + j
                     for k in range(indptr[i], indptr[i + 1]):
-                        v = values[k]
+                        v = values[perm[k]]
                         d = dyt[indices[k]]
                         for t in range(nb):
                             acc[t] += v * d[t]
@@ -120,7 +128,7 @@ if _HAVE_NUMBA:
                     for j in range(ni):
                         orow[i0 + j] = tile[j, t]
 
-    @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
+    @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True, nogil=True)
     def _values_grad(
         x, dy, indptr, indices, perm, active, blk, n_chunks, out
     ):  # pragma: no cover
@@ -246,6 +254,50 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+# One host thread for every kernel launch (`set_kernel_thread`). Numba's
+# OpenMP layer (libgomp) keeps one worker team per host thread that has
+# entered a parallel region; the frameworks call the kernels from their own
+# executor threads, so several teams end up competing for the cores and
+# libgomp stops spin-waiting (docs/benchmarks.md, "Kernels inside a step").
+_KERNEL_THREAD: dict[str, Any] = {"on": False, "pool": None, "ident": None}
+
+
+def set_kernel_thread(on: bool) -> None:
+    """Launch every kernel called through this module's NumPy API (`spmm`,
+    `spmm_t`, `sddmm`: the TensorFlow, PyTorch and `jax.pure_callback`
+    paths) from one library-owned thread instead of the calling thread.
+
+    The calling thread waits for the result; the kernels release the GIL.
+    The XLA FFI path (JAX) calls the kernels in place and is not affected.
+    Measured by `benchmarks/kernel_threads.py`.
+    """
+    _KERNEL_THREAD["on"] = bool(on)
+
+
+def kernel_thread() -> bool:
+    """Whether kernels are launched from the library's kernel thread."""
+    return bool(_KERNEL_THREAD["on"])
+
+
+def _remember_ident() -> None:
+    _KERNEL_THREAD["ident"] = threading.get_ident()
+
+
+def _launch(kernel: Any, *args: Any) -> None:
+    if not _KERNEL_THREAD["on"] or threading.get_ident() == _KERNEL_THREAD["ident"]:
+        kernel(*args)
+        return
+    pool = _KERNEL_THREAD["pool"]
+    if pool is None:
+        pool = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="keras_sparse_kernels",
+            initializer=_remember_ident,
+        )
+        _KERNEL_THREAD["pool"] = pool
+    pool.submit(kernel, *args).result()
+
+
 def spmm(
     x: np.ndarray,
     values: np.ndarray,
@@ -262,8 +314,19 @@ def spmm(
     """
     x = _contiguous(x)
     out = np.empty((x.shape[0], int(num_outputs)), dtype=x.dtype)
-    v = _contiguous(np.asarray(values, dtype=x.dtype)[perm])
-    _forward(x, indptr, indices, v, active, int(num_outputs), block(x.shape[0]), out)
+    v = _contiguous(np.asarray(values, dtype=x.dtype))
+    _launch(
+        _forward,
+        x,
+        indptr,
+        indices,
+        v,
+        perm,
+        active,
+        int(num_outputs),
+        block(x.shape[0]),
+        out,
+    )
     return out
 
 
@@ -278,8 +341,18 @@ def spmm_t(
     """`dy @ W.T`: `dy` `(batch, num_outputs)` -> `(batch, num_inputs)`."""
     dy = _contiguous(dy)
     out = np.empty((dy.shape[0], int(num_inputs)), dtype=dy.dtype)
-    v = _contiguous(np.asarray(values, dtype=dy.dtype)[perm])
-    _input_grad(dy, indptr, indices, v, int(num_inputs), block(dy.shape[0]), out)
+    v = _contiguous(np.asarray(values, dtype=dy.dtype))
+    _launch(
+        _input_grad,
+        dy,
+        indptr,
+        indices,
+        v,
+        perm,
+        int(num_inputs),
+        block(dy.shape[0]),
+        out,
+    )
     return out
 
 
@@ -297,7 +370,16 @@ def sddmm(
     """
     x, dy = _contiguous(x), _contiguous(np.asarray(dy, dtype=x.dtype))
     out = np.zeros(perm.size, dtype=x.dtype)
-    _values_grad(
-        x, dy, indptr, indices, perm, active, sddmm_block(x.shape[0]), chunks(), out
+    _launch(
+        _values_grad,
+        x,
+        dy,
+        indptr,
+        indices,
+        perm,
+        active,
+        sddmm_block(x.shape[0]),
+        chunks(),
+        out,
     )
     return out

@@ -116,3 +116,59 @@ def test_non_contiguous_inputs_and_empty_rows():
     out = csr_cpu.spmm(x, v, *plan.arrays, 3)
     np.testing.assert_array_equal(out[:, [0, 2]], 0)
     np.testing.assert_allclose(out[:, 1], 2 * x[:, 0] - x[:, 3])
+
+
+def test_kernel_thread_launches_every_kernel_from_one_thread(monkeypatch):
+    # The opt-in kernel thread: same results, and every launch (from any
+    # calling thread) runs on the one library-owned thread.
+    import threading
+
+    conn, plan, x, dy, v, w = _case((300, 40), 0.05, 33)
+    indptr, indices, perm, _ = plan.arrays
+    want = (
+        csr_cpu.spmm(x, v, *plan.arrays, 40),
+        csr_cpu.spmm_t(dy, v, indptr, indices, perm, 300),
+        csr_cpu.sddmm(x, dy, *plan.arrays),
+    )
+    seen = []
+    names = ("_forward", "_input_grad", "_values_grad")
+    real = {name: getattr(csr_cpu, name) for name in names}
+
+    def recording(name):
+        def kernel(*args):
+            seen.append(threading.get_ident())
+            real[name](*args)
+
+        return kernel
+
+    for name in real:
+        monkeypatch.setattr(csr_cpu, name, recording(name))
+    monkeypatch.setitem(csr_cpu._KERNEL_THREAD, "on", False)
+    csr_cpu.set_kernel_thread(True)
+    try:
+        assert csr_cpu.kernel_thread()
+        got = []
+
+        def call():
+            got.append(
+                (
+                    csr_cpu.spmm(x, v, *plan.arrays, 40),
+                    csr_cpu.spmm_t(dy, v, indptr, indices, perm, 300),
+                    csr_cpu.sddmm(x, dy, *plan.arrays),
+                )
+            )
+
+        call()
+        others = [threading.Thread(target=call) for _ in range(3)]
+        for t in others:
+            t.start()
+        for t in others:
+            t.join()
+    finally:
+        csr_cpu.set_kernel_thread(False)
+    assert len(seen) == 12 and len(set(seen)) == 1
+    assert seen[0] != threading.get_ident()
+    assert seen[0] not in {t.ident for t in others}
+    for result in got:
+        for g, e in zip(result, want, strict=True):
+            np.testing.assert_array_equal(g, e)

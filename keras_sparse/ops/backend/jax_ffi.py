@@ -17,9 +17,11 @@ reason in `unavailable_reason()`, and the JAX binding
 (`keras_sparse.ops.backend.jax`) calls the kernels through
 `jax.pure_callback` instead.
 
-Buffers are passed as FFI arguments: the dense operand, the input-major
-values, the plan's int32 index arrays and an int32 `meta` vector
-`(num_inputs, num_outputs, block, chunks)`; shapes come from the buffers.
+Buffers are passed as FFI arguments: the dense operand, the values in
+canonical order (the kernels read them through `perm`, so no gathered copy
+is made per call), the plan's int32 index arrays and an int32 `meta`
+vector `(num_inputs, num_outputs, block, chunks)`; shapes come from the
+buffers.
 """
 
 from __future__ import annotations
@@ -141,16 +143,17 @@ if csr_cpu.available():
 
     @numba.cfunc(handler)
     def forward(frame):  # pragma: no cover - compiled
-        # args: x, values (input-major), indptr, indices, active, meta
+        # args: x, values (canonical), indptr, indices, perm, active, meta
         if skip(frame):
             return 0
-        meta = i32_1d(arg(frame, 5))
+        meta = i32_1d(arg(frame, 6))
         csr_cpu._forward(
             f32_2d(arg(frame, 0)),
             i32_1d(arg(frame, 2)),
             i32_1d(arg(frame, 3)),
             f32_1d(arg(frame, 1)),
             i32_1d(arg(frame, 4)),
+            i32_1d(arg(frame, 5)),
             meta[1],
             meta[2],
             f32_2d(ret(frame, 0)),
@@ -159,15 +162,16 @@ if csr_cpu.available():
 
     @numba.cfunc(handler)
     def input_grad(frame):  # pragma: no cover - compiled
-        # args: dy, values (input-major), indptr, indices, meta
+        # args: dy, values (canonical), indptr, indices, perm, meta
         if skip(frame):
             return 0
-        meta = i32_1d(arg(frame, 4))
+        meta = i32_1d(arg(frame, 5))
         csr_cpu._input_grad(
             f32_2d(arg(frame, 0)),
             i32_1d(arg(frame, 2)),
             i32_1d(arg(frame, 3)),
             f32_1d(arg(frame, 1)),
+            i32_1d(arg(frame, 4)),
             meta[0],
             meta[2],
             f32_2d(ret(frame, 0)),
@@ -209,6 +213,7 @@ def _register() -> None:
         np.array([0, 1], np.int32),
         np.array([0], np.int32),
         np.ones(1, np.float32),
+        np.array([0], np.int32),
         np.array([0], np.int32),
         1,
         1,
@@ -307,9 +312,10 @@ def spmm(
     n_in = x.shape[1]
     return jax.ffi.ffi_call(_NAMES["spmm"], out)(
         x,
-        jnp.take(values, perm),
+        values,
         indptr,
         indices,
+        perm,
         active,
         _meta(n_in, num_outputs, csr_cpu.block(x.shape[0])),
     )
@@ -325,9 +331,10 @@ def spmm_t(
     out = jax.ShapeDtypeStruct((dy.shape[0], num_inputs), jnp.float32)
     return jax.ffi.ffi_call(_NAMES["spmm_t"], out)(
         dy,
-        jnp.take(values, perm),
+        values,
         indptr,
         indices,
+        perm,
         _meta(num_inputs, dy.shape[1], csr_cpu.block(dy.shape[0])),
     )
 

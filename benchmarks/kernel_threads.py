@@ -1,0 +1,234 @@
+"""The CSR kernels inside a framework's training step vs in a fresh process,
+and against the memory floor.
+
+    KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/kernel_threads.py \
+        --out benchmarks/results/kernel_threads_tensorflow.json
+    # the same with the library's kernel thread, and on one core:
+    KERAS_BACKEND=torch .venv/bin/python benchmarks/kernel_threads.py --kernel-thread
+    KERAS_BACKEND=tensorflow taskset -c 0 .venv/bin/python benchmarks/kernel_threads.py
+
+For each case (9180 -> 230 at 1 %, batch 256; `--cases wide` adds the
+200,000 -> 20,000 layer with 2 M connections at batch 64) it measures the
+three kernels (`spmm` forward, `spmm_t` input gradient, `sddmm` value
+gradient) through `keras_sparse.ops.csr_cpu`:
+
+- `fresh`: called from the main thread before any Keras step ran;
+- `after_steps`: the same calls after `--steps` Keras training steps of a
+  `SparseDense(implementation="csr")` model (the frameworks' thread pools
+  and the threads that launched kernels are alive by then);
+- `in_step`: each kernel call timed inside the training steps themselves
+  (a timing wrapper around the NumPy API). On JAX the kernels normally run
+  as XLA FFI custom calls, which Python cannot time: this run switches JAX
+  to its `jax.pure_callback` path, whose calls come from XLA's threads too,
+  and says so in the results (`jax_in_step_path`).
+
+`floor` is the time the bytes that must move take at the machine's
+streaming bandwidth (a parallel Numba triad over 256 MiB, same threads):
+forward reads `x` and the connections (4-byte index + 4-byte value each)
+and writes `y`; the input gradient reads `dy` and the connections and
+writes `dx`; the value gradient reads `x`, `dy` and the indices and writes
+one value per connection. Ratios are the kernel's median over the floor.
+
+Kernel times are medians over interleaved turns (`common.interleaved_medians`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import keras
+import numba
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import interleaved_medians, write_result  # noqa: E402
+
+from keras_sparse.connectivity import random_connectivity  # noqa: E402
+from keras_sparse.layers import SparseDense  # noqa: E402
+from keras_sparse.ops import csr_cpu  # noqa: E402
+
+CASES = {
+    "ref": dict(n_in=9180, n_out=230, density=0.01, batch=256),
+    "wide": dict(n_in=200_000, n_out=20_000, density=0.0005, batch=64),
+}
+OPS = ("forward", "input_grad", "values_grad")
+
+
+@numba.njit(parallel=True, cache=True)
+def _triad(a, b, c):  # pragma: no cover - compiled
+    for i in numba.prange(a.size):
+        a[i] = b[i] + 1.5 * c[i]
+
+
+def bandwidth_bytes_per_s(mib: int = 256) -> float:
+    """Streaming bandwidth (bytes read + written per second) of a parallel
+    triad, median of 7."""
+    n = mib * 2**20 // 4
+    a, b, c = (np.ones(n, np.float32) for _ in range(3))
+    _triad(a, b, c)
+    times = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        _triad(a, b, c)
+        times.append(time.perf_counter() - t0)
+    return 3 * 4 * n / statistics.median(times)
+
+
+def floors(case: dict, nnz: int, bandwidth: float) -> dict:
+    b, n_in, n_out = case["batch"], case["n_in"], case["n_out"]
+    moved = {
+        "forward": 4 * (b * n_in + b * n_out) + 8 * nnz,
+        "input_grad": 4 * (b * n_out + b * n_in) + 8 * nnz,
+        "values_grad": 4 * (b * n_in + b * n_out) + 8 * nnz,
+    }
+    return {op: moved[op] / bandwidth for op in OPS}
+
+
+def kernel_calls(case: dict, seed: int = 0):
+    conn = random_connectivity(
+        case["n_in"], case["n_out"], density=case["density"], seed=seed
+    )
+    plan = csr_cpu.CSRPlan.from_connectivity(conn)
+    indptr, indices, perm, active = plan.arrays
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((case["batch"], case["n_in"])).astype(np.float32)
+    dy = rng.standard_normal((case["batch"], case["n_out"])).astype(np.float32)
+    v = rng.standard_normal(conn.nnz).astype(np.float32)
+    n_in, n_out = case["n_in"], case["n_out"]
+    calls = {
+        "forward": lambda: csr_cpu.spmm(x, v, *plan.arrays, n_out),
+        "input_grad": lambda: csr_cpu.spmm_t(dy, v, indptr, indices, perm, n_in),
+        "values_grad": lambda: csr_cpu.sddmm(x, dy, *plan.arrays),
+    }
+    return conn, calls
+
+
+class InStepTimer:
+    """Times every `csr_cpu.spmm/spmm_t/sddmm` call while installed."""
+
+    NAMES = {"spmm": "forward", "spmm_t": "input_grad", "sddmm": "values_grad"}
+
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = {op: [] for op in OPS}
+        self.real = {name: getattr(csr_cpu, name) for name in self.NAMES}
+
+    def __enter__(self) -> InStepTimer:
+        for name, op in self.NAMES.items():
+            setattr(csr_cpu, name, self._wrap(self.real[name], op))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name, fn in self.real.items():
+            setattr(csr_cpu, name, fn)
+
+    def _wrap(self, fn, op):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            self.times[op].append(time.perf_counter() - t0)
+            return out
+
+        return timed
+
+
+def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
+    conn, calls = kernel_calls(case)
+    fresh = interleaved_medians(calls, steps=rounds_calls, warmup=3)
+
+    model = keras.Sequential(
+        [
+            keras.Input((case["n_in"],)),
+            SparseDense(case["n_out"], conn, implementation="csr"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(1)
+    x = keras.ops.convert_to_tensor(
+        rng.standard_normal((case["batch"], case["n_in"])).astype(np.float32)
+    )
+    y = keras.ops.convert_to_tensor(
+        rng.standard_normal((case["batch"], 1)).astype(np.float32)
+    )
+    for _ in range(3):
+        model.train_on_batch(x, y)
+    step_times = []
+    with InStepTimer() as timer:
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            model.train_on_batch(x, y)
+            step_times.append(time.perf_counter() - t0)
+    in_step = {op: statistics.median(t) if t else None for op, t in timer.times.items()}
+    after = interleaved_medians(calls, steps=rounds_calls, warmup=3)
+    bandwidth = bandwidth_bytes_per_s()
+    floor = floors(case, conn.nnz, bandwidth)
+
+    def ms(d):
+        return {k: (None if v is None else round(v * 1e3, 3)) for k, v in d.items()}
+
+    return {
+        "case": name,
+        **case,
+        "nnz": conn.nnz,
+        "fresh_ms": ms(fresh),
+        "after_steps_ms": ms(after),
+        "in_step_ms": ms(in_step),
+        "in_step_calls": {op: len(t) for op, t in timer.times.items()},
+        "step_ms": round(statistics.median(step_times) * 1e3, 3),
+        "after_over_fresh": {op: round(after[op] / fresh[op], 2) for op in OPS},
+        "in_step_over_fresh": {
+            op: (None if in_step[op] is None else round(in_step[op] / fresh[op], 2))
+            for op in OPS
+        },
+        "bandwidth_gb_s": round(bandwidth / 1e9, 2),
+        "floor_ms": ms(floor),
+        "fresh_over_floor": {op: round(fresh[op] / floor[op], 2) for op in OPS},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=["ref"], choices=list(CASES))
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument("--kernel-thread", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="tiny case (tests)")
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    load = os.getloadavg()
+    csr_cpu.set_kernel_thread(args.kernel_thread)
+    jax_path = None
+    if keras.backend.backend() == "jax":
+        from keras_sparse.ops.backend import jax_ffi
+
+        # Python cannot time the FFI custom calls: time the callback path.
+        jax_ffi._STATE.update(checked=True, ok=False, reason="kernel_threads.py")
+        jax_path = "jax.pure_callback (the FFI calls cannot be timed from Python)"
+    cases = (
+        {"quick": dict(n_in=300, n_out=20, density=0.05, batch=16)}
+        if args.quick
+        else {name: CASES[name] for name in args.cases}
+    )
+    steps, calls = (3, 4) if args.quick else (args.steps, args.calls)
+    results = [run_case(name, case, steps, calls) for name, case in cases.items()]
+    write_result(
+        args.out,
+        {
+            "command": " ".join(["python"] + sys.argv),
+            "kernel_thread": args.kernel_thread,
+            "numba_threading_layer": numba.threading_layer(),
+            "numba_threads": numba.get_num_threads(),
+            "cpus_allowed": len(os.sched_getaffinity(0)),
+            "load_average_at_start": load,
+            "jax_in_step_path": jax_path,
+            "cases": results,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
