@@ -218,6 +218,80 @@ def roundtrip_section(results):
     return lines
 
 
+def fit_section(results):
+    lines = [
+        "## A whole `model.fit` epoch (`benchmarks/sparse_dense_fit.py`)",
+        "",
+        "9180 -> 230 -> Dense(1), Adam, `fit` on NumPy arrays, 40 batches of 256;",
+        "models alternate epochs in one process; median epoch. Targets: `auto`",
+        "at least 4x faster than masked dense at 1 % and 8x at 0.1 %.",
+        "",
+        "| backend | density | auto runs | auto epoch s | masked dense s | Dense s |"
+        " masked / auto | target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        backend = res["meta"]["backend"]
+        rows = res["result"]["rows"]
+        for density in sorted({r["density"] for r in rows}):
+            by = {r["case"]: r for r in rows if r["density"] == density}
+            auto, masked = by["sparse_dense[auto]"], by["masked_dense"]
+            ratio = masked["epoch_s"] / auto["epoch_s"]
+            target = 8 if density <= 0.001 else 4
+            lines.append(
+                f"| {backend} | {density:g} | {auto['implementation']} |"
+                f" {auto['epoch_s']:.3f} | {masked['epoch_s']:.3f} |"
+                f" {by['keras_dense']['epoch_s']:.3f} | {ratio:.2f} |"
+                f" {'met' if ratio >= target else 'missed'} ({target}x) |"
+            )
+    if results:
+        lines += _env_footer(results)
+        lines.append(f"Load average during the runs: "
+                     + ", ".join(f"{r['meta']['backend']} {r['result']['load_average'][0]:.1f}"
+                                 for r in results) + ".")
+        lines.append("")
+    return lines
+
+
+def threads_section(results):
+    lines = [
+        "## Kernels inside a step vs a fresh process, and the memory floor"
+        " (`benchmarks/kernel_threads.py`)",
+        "",
+        "Median ms per call of the compiled kernels (`keras_sparse.ops.csr_cpu`):",
+        "`fresh` before any Keras step, `in step` timed inside `train_on_batch`",
+        "(JAX: its `pure_callback` path; the FFI calls cannot be timed from",
+        "Python), `after` from the main thread once the steps ran. The sparse",
+        "layer is the model's first, so the step has no input gradient. `floor`:",
+        "bytes that must move / the machine's triad bandwidth. Target: in step",
+        "within 1.2x of fresh; fresh within 2x of the floor (4x on the wide layer).",
+        "",
+        "| backend | case | kernel thread | cpus | kernel | fresh | in step | after |"
+        " floor | in step / fresh | fresh / floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        r = res["result"]
+        for case in r["cases"]:
+            for op in ("forward", "input_grad", "values_grad"):
+                ins = case["in_step_ms"][op]
+                ratio = case["in_step_over_fresh"][op]
+                lines.append(
+                    f"| {res['meta']['backend']} | {case['case']} |"
+                    f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
+                    f" {op} | {case['fresh_ms'][op]:.3f} | {_ms(ins, 'not in step')} |"
+                    f" {case['after_steps_ms'][op]:.3f} | {case['floor_ms'][op]:.3f} |"
+                    f" {_ms(ratio, '-')} | {case['fresh_over_floor'][op]:.2f} |"
+                )
+    if results:
+        lines += _env_footer(results)
+        lines.append("Load average at the start of each run: " + ", ".join(
+            f"{res['meta']['backend']} {res['result']['load_average_at_start'][0]:.1f}"
+            for res in results) + ".")
+        lines.append("")
+    return lines
+
+
 def main():
     header = [
         "# Benchmarks",
@@ -261,6 +335,8 @@ def main():
     lines = (
         header
         + targets_section(_load("sparse_dense_step_*.json"))
+        + fit_section(_load("sparse_dense_fit_*.json"))
+        + threads_section(_load("kernel_threads_*.json"))
         + dense_section(_load("sparse_dense_step_*.json"))
         + wide_section(_load("wide_layer_*.json"))
         + conv_section(_load("sparse_conv_step_*.json"))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark on every backend (one process each) and writes
-# docs/benchmarks.md. About 25 minutes on 2 cores. Not part of the tests.
+# docs/benchmarks.md. About 35 minutes on 2 cores. Not part of the tests.
 # The PyPI `sparselinear` peer runs only where it is importable (see
 # benchmarks/README.md: it needs torch-scatter/torch-sparse built from source).
 set -euo pipefail
@@ -32,6 +32,12 @@ for backend in tensorflow jax torch; do
       || echo "wide_layer 2M $impl failed on $backend (recorded in its JSON when it could write one)"
   done
   $PY benchmarks/wide_layer.py --case 10M --impl auto --out "$R/wide_layer_${backend}_10M_auto.json"
+  $PY benchmarks/sparse_dense_fit.py --out "$R/sparse_dense_fit_$backend.json"
+  $PY benchmarks/kernel_threads.py --cases ref wide --out "$R/kernel_threads_$backend.json"
+  $PY benchmarks/kernel_threads.py --cases ref --kernel-thread \
+    --out "$R/kernel_threads_${backend}_kernel_thread.json"
+  taskset -c 0 $PY benchmarks/kernel_threads.py --cases ref \
+    --out "$R/kernel_threads_${backend}_1cpu.json"
   $PY benchmarks/sparse_conv_step.py --warmup 10 --out "$R/sparse_conv_step_$backend.json"
   for model in SparseNet-40-24 DenseNet-BC-100-12; do
     $PY benchmarks/densenet_throughput.py --model "$model" --out "$R/densenet_${backend}_${model}.json"

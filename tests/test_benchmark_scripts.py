@@ -138,3 +138,16 @@ def test_kernel_threads_quick_reports_every_kernel(tmp_path):
     assert case["in_step_calls"]["input_grad"] == 0
     assert case["in_step_calls"]["forward"] >= 3
     assert case["in_step_calls"]["values_grad"] >= 3
+
+
+def test_sparse_dense_fit_times_every_model(tmp_path):
+    import sparse_dense_fit
+
+    out = tmp_path / "f.json"
+    sparse_dense_fit.main(
+        ["--n-in", "40", "--units", "5", "--batch", "8", "--batches", "2",
+         "--densities", "0.2", "--rounds", "1", "--out", str(out)]
+    )
+    rows = json.loads(out.read_text())["result"]["rows"]
+    assert {r["case"] for r in rows} == {"sparse_dense[auto]", "masked_dense", "keras_dense"}
+    assert all(r["epoch_s"] > 0 for r in rows)

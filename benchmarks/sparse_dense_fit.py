@@ -1,0 +1,114 @@
+"""A whole `model.fit` epoch: `SparseDense` (`implementation="auto"`) vs
+masked dense, as users see it.
+
+    KERAS_BACKEND=torch .venv/bin/python benchmarks/sparse_dense_fit.py \
+        --out benchmarks/results/sparse_dense_fit_torch.json
+
+Model `Input(9180) -> layer(230) -> Dense(1)`, Adam, MSE, `model.fit` on
+NumPy arrays of 40 batches of 256 (one epoch, `verbose=0`, the backend's
+default jit). For each density the models take turns, one epoch each, for
+`--rounds` rounds after one untimed epoch each (compilation), so foreign
+load falls on all of them alike; the time is the median epoch. "masked_dense"
+is the peer approach (a full kernel times a 0/1 mask,
+`sparse_dense_step.MaskedDense`); "keras_dense" a plain `Dense`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import write_result  # noqa: E402
+from sparse_dense_step import MaskedDense  # noqa: E402
+
+from keras_sparse import SparseDense  # noqa: E402
+from keras_sparse.connectivity import random_connectivity  # noqa: E402
+
+
+def make_models(n_in: int, units: int, density: float) -> dict:
+    conn = random_connectivity(n_in, units, density=density, seed=0)
+    layers = {
+        "sparse_dense[auto]": lambda: SparseDense(units, conn),
+        "masked_dense": lambda: MaskedDense(conn.to_dense()),
+        "keras_dense": lambda: keras.layers.Dense(units),
+    }
+    models = {}
+    for name, layer in layers.items():
+        model = keras.Sequential([keras.Input((n_in,)), layer(), keras.layers.Dense(1)])
+        model.compile(keras.optimizers.Adam(1e-3), "mse")
+        models[name] = model
+    return models
+
+
+def time_epochs(models: dict, x: np.ndarray, y: np.ndarray, batch: int, rounds: int):
+    for model in models.values():  # compilation and first-call costs
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            models[name].fit(x, y, batch_size=batch, epochs=1, verbose=0)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-in", type=int, default=9180)
+    parser.add_argument("--units", type=int, default=230)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--densities", type=float, nargs="+", default=[0.001, 0.01])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    n = args.batch * args.batches
+    x = rng.standard_normal((n, args.n_in)).astype(np.float32)
+    y = rng.standard_normal((n, 1)).astype(np.float32)
+    rows = []
+    for density in args.densities:
+        models = make_models(args.n_in, args.units, density)
+        epoch = time_epochs(models, x, y, args.batch, args.rounds)
+        auto = epoch["sparse_dense[auto]"]
+        for name, seconds in epoch.items():
+            rows.append(
+                dict(
+                    density=density,
+                    case=name,
+                    epoch_s=round(seconds, 4),
+                    step_ms=round(1e3 * seconds / args.batches, 3),
+                    speedup_of_auto=round(seconds / auto, 2),
+                    implementation=(
+                        models[name].layers[0].resolved_implementation
+                        if name == "sparse_dense[auto]"
+                        else None
+                    ),
+                )
+            )
+            print(rows[-1], flush=True)
+    write_result(
+        args.out,
+        dict(
+            command=" ".join(["python"] + sys.argv),
+            setting=(
+                f"Input({args.n_in}) -> layer({args.units}) -> Dense(1), Adam, MSE, "
+                f"fit on NumPy arrays: {args.batches} batches of {args.batch}, "
+                f"{args.rounds} alternating epochs per model after one untimed"
+            ),
+            load_average=os.getloadavg(),
+            rows=rows,
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()
