@@ -244,7 +244,9 @@ def fit_section(results):
                 f" {by['keras_dense']['epoch_s']:.3f} | {ratio:.2f} |"
                 f" {'met' if ratio >= target else 'missed'} ({target}x) |"
             )
-    if results:
+    if not results:
+        lines = lines[:-2] + ["Not run yet: `bash benchmarks/run_all.sh` writes it.", ""]
+    else:
         lines += _env_footer(results)
         lines.append(f"Load average during the runs: "
                      + ", ".join(f"{r['meta']['backend']} {r['result']['load_average'][0]:.1f}"
@@ -283,7 +285,9 @@ def threads_section(results):
                     f" {case['after_steps_ms'][op]:.3f} | {case['floor_ms'][op]:.3f} |"
                     f" {_ms(ratio, '-')} | {case['fresh_over_floor'][op]:.2f} |"
                 )
-    if results:
+    if not results:
+        lines = lines[:-2] + ["Not run yet: `bash benchmarks/run_all.sh` writes it.", ""]
+    else:
         lines += _env_footer(results)
         lines.append("Load average at the start of each run: " + ", ".join(
             f"{res['meta']['backend']} {res['result']['load_average_at_start'][0]:.1f}"
