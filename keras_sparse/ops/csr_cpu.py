@@ -369,7 +369,7 @@ def sddmm(
     The gradient of `sum(spmm(x, values) * dy)` with respect to `values`.
     """
     x, dy = _contiguous(x), _contiguous(np.asarray(dy, dtype=x.dtype))
-    out = np.zeros(perm.size, dtype=x.dtype)
+    out = np.empty(perm.size, dtype=x.dtype)  # every entry written by the kernel
     _launch(
         _values_grad,
         x,
