@@ -9,8 +9,8 @@ as in its `load_fashion_mnist_data` (NumPy legacy seed 0 shuffles, pixels /
 255); MLP 784-1000-1000-1000-10 with ReLU, dropout 0.2 and a sigmoid output;
 SGD with momentum 0.9, batch 40; weights drawn N(0, 0.1^2), biases 0;
 hidden layers Erdős–Rényi with epsilon = 13 (density 2.96 % and 2.60 %);
-SET replaces zeta = 0.3 of each hidden layer's connections once per epoch
-(every 50 steps).
+SET replaces zeta = 0.3 of each hidden layer's connections after every
+epoch but the last (every 50 steps).
 
 The tutorial's NumPy update rule is reproduced, not only its
 hyper-parameters, because in Keras terms it differs a lot from the same
@@ -169,6 +169,10 @@ def main() -> None:
                     SET(
                         drop_fraction=0.3,
                         update_interval=steps_per_epoch,
+                        # As the tutorial: no change after the last epoch
+                        # (else the evaluated network has just lost 30 % of
+                        # its connections and regrown them at 0).
+                        end_step=max(1, steps_per_epoch * (args.epochs - 1)),
                         seed=seed,
                         layers=["hidden1", "hidden2", "hidden3"],
                     )
