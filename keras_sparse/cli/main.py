@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-planted", action="store_true", help="skip the planted-signal arm"
     )
     demo.add_argument(
+        "--level-heads",
+        action="store_true",
+        help="one prediction head per level, averaged (BINN's heads ensemble)",
+    )
+    demo.add_argument("--no-curve", action="store_true", help="skip the learning curve")
+    demo.add_argument(
         "--data",
         default=None,
         help="flu: folder with fluExample.RData and GeneSets.RData; lenet5: folder "
@@ -190,6 +196,14 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--permutations", type=int, default=None, help="override")
     study.add_argument("--controls", type=int, default=None, help="override")
     study.add_argument("--no-planted", action="store_true", help="skip the planted arm")
+    study.add_argument(
+        "--level-heads",
+        action="store_true",
+        help="one prediction head per level, averaged (BINN's heads ensemble)",
+    )
+    study.add_argument(
+        "--no-curve", action="store_true", help="skip the learning curve"
+    )
     common(fit, "keras-sparse-fit", "training epochs (default 60; study 40)")
 
     cifar = sub.add_parser(
@@ -279,6 +293,10 @@ def _study_config(args: argparse.Namespace) -> Any:
     }
     if args.no_planted:
         overrides["planted"] = False
+    if getattr(args, "level_heads", False):
+        overrides["level_heads"] = True
+    if getattr(args, "no_curve", False):
+        overrides["curve_sizes"] = ()
     if getattr(args, "command", None) == "fit":
         overrides.pop("folds", None)
         overrides["folds"] = args.folds
@@ -304,6 +322,8 @@ def _print_study(result: Any, config: Any, elapsed: float) -> None:
             index=False, float_format=lambda v: f"{v:.3f}"
         )
     )
+    if result.curve_tests is not None:
+        _print_curve(result.curve_tests)
     print("\n=== interpretation ===")
     print(
         f"networks trained: {s['n_networks']['real']} real-hierarchy, "
@@ -332,6 +352,26 @@ def _print_study(result: Any, config: Any, elapsed: float) -> None:
         )
     else:
         print("positive set: none declared (--positive), so no control-hierarchy test")
+    g = s["genes"]
+    print(
+        f"genes (integrated gradients on the inputs, same statistics, BH over the "
+        f"{g['n_genes']} genes in the hierarchy): stability (median Spearman) "
+        f"{g['stability_median_spearman']:.3f}; {g['n_significant_q05']} genes at "
+        f"q < 0.05"
+        + (
+            f" ({g['n_positive_significant']} of the {g['n_positive']} declared "
+            "positive genes)"
+            if g["n_positive"]
+            else ""
+        )
+    )
+    if "positive_auroc" in g:
+        print(
+            f"positive genes vs the control hierarchies (all inputs ranked): AUROC "
+            f"{g['positive_auroc']:.3f} (controls mean "
+            f"{g['positive_control_auroc_mean']:.3f}), rank {g['positive_rank']} of "
+            f"{len(result.controls)}, empirical p = {g['positive_p']:.3f}"
+        )
     top = result.nodes.head(12)
     print("\ntop nodes (by q, then effect = real - permuted-label mean percentile):")
     print(
@@ -358,7 +398,51 @@ def _print_study(result: Any, config: Any, elapsed: float) -> None:
             f"vs controls {p['pooled_control_auroc_mean']:.3f}, empirical p = "
             f"{p['empirical_p']:.3f}"
         )
+    if result.planted_summary is not None and "planted_genes" in g:
+        print(
+            f"recovery of the {g['planted_genes']} planted genes in the gene ranking: "
+            f"AUROC {g['planted_real_auroc_mean']:.3f} (Reactome networks) vs "
+            f"{g['planted_control_auroc_mean']:.3f} (controls); pooled over folds "
+            f"{g['planted_pooled_real_auroc']:.3f} vs controls "
+            f"{g['planted_pooled_control_auroc_mean']:.3f}, empirical p = "
+            f"{g['planted_empirical_p']:.3f}"
+        )
     print(f"\nstudy: {config.describe()}; {elapsed:.0f} s")
+
+
+def _print_curve(tests: Any) -> None:
+    print(
+        "\n=== learning curve (held-out ROC AUC, mean over folds and replicates; "
+        "fewer training subjects, same held-out subjects) ==="
+    )
+    table = tests.assign(
+        subjects=tests.subjects.round(1),
+        samples=tests.samples.round(0).astype(int),
+    ).rename(
+        columns={
+            "real_auc": "Reactome",
+            "control_auc": "controls",
+            "dense MLP_auc": "MLP",
+            "logistic regression_auc": "LR",
+            "delta_vs_control": "d_ctrl",
+            "p_vs_control": "p_ctrl",
+            "delta_vs_dense MLP": "d_MLP",
+            "p_vs_dense MLP": "p_MLP",
+            "delta_vs_logistic regression": "d_LR",
+            "p_vs_logistic regression": "p_LR",
+        }
+    )
+    cols = ["labels", "size", "subjects", "samples", "Reactome", "controls", "MLP"]
+    cols += ["LR", "d_ctrl", "p_ctrl", "d_MLP", "p_MLP", "d_LR", "p_LR"]
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    pairs = tests.iloc[0]
+    print(
+        "d_* = Reactome − other (paired Wilcoxon signed-rank p): vs controls per "
+        f"fold x Reactome replicate against the fold's control mean "
+        f"({int(pairs['pairs_vs_control'])} pairs), vs MLP per fold x replicate "
+        f"({int(pairs['pairs_vs_dense MLP'])}), vs LR per fold "
+        f"({int(pairs['pairs_vs_logistic regression'])} pairs)"
+    )
 
 
 def _demo_study(args: argparse.Namespace) -> int:
@@ -401,6 +485,7 @@ def _demo_study(args: argparse.Namespace) -> int:
         dict(
             positive_label="DNA Repair + Interferon Signaling subtrees",
             null_label="permuted labels",
+            group_label="tumours",
         )
         if args.dataset == "crc"
         else {}
@@ -647,6 +732,7 @@ def _fit_study(
         info,
         positive_label="declared with --positive",
         null_label="permuted labels",
+        group_label="groups",
     )
     print(f"\nwrote {len(written)} files to {os.path.abspath(args.output)}")
     return 0

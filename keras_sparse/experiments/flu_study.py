@@ -177,6 +177,7 @@ def run_flu_study(
         config=config,
         track_node=INTERFERON,
         orient_genes=sorted(isg),
+        positive_genes=isg,
         progress=progress,
     )
     if result.activation is not None:
@@ -210,6 +211,7 @@ def write_study_outputs(
     track_label: str = "Interferon Signaling (R-HSA-913531)",
     positive_label: str = "interferon subtree + ISG-enriched",
     null_label: str = "labels permuted between subjects",
+    group_label: str = "subjects",
 ) -> list[str]:
     """Writes the tables, figures and run info; nothing partial on failure."""
     from keras_sparse.plotting import study as plots
@@ -218,6 +220,18 @@ def write_study_outputs(
     tmp = tempfile.mkdtemp(prefix=".partial-", dir=out_dir)
     try:
         result.nodes.to_csv(os.path.join(tmp, "nodes.csv"), index=False)
+        result.genes.to_csv(os.path.join(tmp, "genes.csv"), index=False)
+        if result.curve is not None and result.curve_tests is not None:
+            result.curve.to_csv(os.path.join(tmp, "learning_curve.csv"), index=False)
+            result.curve_tests.to_csv(
+                os.path.join(tmp, "learning_curve_tests.csv"), index=False
+            )
+            plots.plot_learning_curve(
+                result.curve,
+                result.curve_tests,
+                os.path.join(tmp, "learning_curve.png"),
+                group_label=group_label,
+            )
         result.accuracy.to_csv(os.path.join(tmp, "accuracy_folds.csv"), index=False)
         result.comparisons.to_csv(os.path.join(tmp, "accuracy_tests.csv"), index=False)
         result.controls.to_csv(

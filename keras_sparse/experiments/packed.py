@@ -81,11 +81,13 @@ def build_packed_network(
     task: str = "classification",
     input_dropout: float = 0.2,
     l2: float = 1e-3,
+    level_heads: bool = False,
 ) -> keras.Model:
     """`K` pathway networks (binary or regression head each) in one model.
 
     Layers are named like `build_pathway_network`'s (`"standardize"`,
-    `"pathways"`, `"level_1"`, ..., `"head"`), so
+    `"pathways"`, `"level_1"`, ..., `"head"`; with `level_heads`, also
+    `"head_0"`, `"head_1"`, ...), so
     `keras_sparse.interpret.node_attributions(..., output_index="sum")`
     gives every block's own attributions.
 
@@ -97,6 +99,10 @@ def build_packed_network(
         task: `"classification"` (sigmoid heads) or `"regression"`.
         input_dropout: dropout rate on the (shared) inputs.
         l2: L2 penalty on every kernel.
+        level_heads: one head per level in every network, the prediction
+            being their average (`build_pathway_network(level_heads=True)`:
+            BINN's heads ensemble; P-NET's per-level outputs, here trained
+            through their average rather than with per-head loss weights).
 
     Returns:
         A model mapping `(batch, num_inputs)` inputs to `(batch, K)`
@@ -120,6 +126,21 @@ def build_packed_network(
         x = keras.layers.Dropout(
             input_dropout, seed=random.randrange(2**31), name="input_dropout"
         )(x)
+
+    def head(h: Any, units: int, name: str) -> Any:
+        # Block k's `units` units -> output k.
+        conn = Connectivity(
+            np.arange(K * units), np.repeat(np.arange(K), units), shape=(K * units, K)
+        )
+        return SparseDense(
+            K,
+            conn,
+            activation=None if task == "regression" else "sigmoid",
+            kernel_regularizer=reg,
+            name=name,
+        )(h)
+
+    heads = []
     for j, level in enumerate(packed):
         x = SparseDense(
             level.num_outputs,
@@ -128,17 +149,14 @@ def build_packed_network(
             kernel_regularizer=reg,
             name=level_name(j),
         )(x)
-    n_top = chains[0][-1].num_outputs
-    head_conn = Connectivity(
-        np.arange(K * n_top), np.repeat(np.arange(K), n_top), shape=(K * n_top, K)
-    )
-    out = SparseDense(
-        K,
-        head_conn,
-        activation=None if task == "regression" else "sigmoid",
-        kernel_regularizer=reg,
-        name="head",
-    )(x)
+        if level_heads:
+            heads.append(head(x, chains[0][j].num_outputs, f"head_{j}"))
+    if level_heads and len(heads) > 1:
+        out = keras.layers.Average(name="head")(heads)
+    elif level_heads:
+        out = heads[0]
+    else:
+        out = head(x, chains[0][-1].num_outputs, "head")
     return keras.Model(inputs, out, name=f"packed_{K}_networks")
 
 
@@ -212,14 +230,31 @@ class PackedTrainer:
         # not repeat.
         x = np.asarray(x, "float32")
         y = np.asarray(y, "float32")
+        # Every batch has `batch_size` rows, so one compiled train step
+        # serves every training-set size (a new last-batch shape costs a
+        # compilation of seconds): a short last batch is padded with
+        # zero-weight rows, and its real rows get weight batch_size / rows,
+        # so its loss (summed, divided by batch_size) is still the mean over
+        # its real rows, as in an unpadded fit.
+        n, b = len(x), self.batch_size
+        padded = -(-n // b) * b
+        weight = np.ones(padded, "float32")
+        tail = n % b
+        if tail:
+            weight[n - tail : n] = b / tail
+            weight[n:] = 0.0
+        x_pad = np.zeros((padded, *x.shape[1:]), "float32")
+        y_pad = np.zeros((padded, *y.shape[1:]), "float32")
         order = np.random.default_rng(seed)
         for _ in range(self.epochs):
-            perm = order.permutation(len(x))
+            perm = order.permutation(n)
+            x_pad[:n], y_pad[:n] = x[perm], y[perm]
             self.model.fit(
-                x[perm],
-                y[perm],
+                x_pad,
+                y_pad,
+                sample_weight=weight,
                 epochs=1,
-                batch_size=self.batch_size,
+                batch_size=b,
                 verbose=0,
                 shuffle=False,
             )

@@ -12,10 +12,18 @@ identical-shape networks (`keras_sparse.experiments.packed`):
   simulated from chosen pathways (ground truth).
 
 Every network is scored on its held-out fold by integrated gradients on
-every pathway node (baseline: the training fold's mean sample), mean
-|attribution| over the held-out samples, divided by log2(fan_in + fan_out
-+ 1), then ranked within its level (percentile). The statistics are in
-`keras_sparse.interpret.statistics`.
+every pathway node and on every gene (input; baseline: the training fold's
+mean sample), mean |attribution| over the held-out samples, divided by
+log2(fan_in + fan_out + 1), then ranked within its level (percentile). The
+statistics are in `keras_sparse.interpret.statistics`.
+
+A learning curve repeats the accuracy comparison with fewer training
+subjects: in every fold, nested subsets of the training subjects
+(stratified by whether a subject has positive samples; the held-out
+subjects stay the same) train `curve_seeds` Reactome networks and the
+first `curve_controls` control hierarchies packed in one model, `seeds`
+dense MLPs and logistic regression; the point "all training subjects" is
+taken from the main fit (the same networks, trained the same way).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from keras_sparse.experiments.packed import (
 )
 from keras_sparse.interpret.integrated_gradients import (
     degree_adjusted,
+    input_attributions,
     node_attributions,
 )
 from keras_sparse.interpret.statistics import (
@@ -67,8 +76,18 @@ class StudyConfig:
             fold); >= 19 lets the empirical p reach 0.05.
         epochs, batch_size, learning_rate, l2, input_dropout: training.
         ig_steps: midpoint-rule steps of integrated gradients.
+        level_heads: every network gets one sigmoid head per level and
+            predicts their average (BINN's heads ensemble, P-NET's
+            per-level outputs; `build_packed_network(level_heads=True)`).
         planted: run the planted-signal (ground truth) arm.
         planted_pathways: number of pathways the planted labels come from.
+        curve_sizes: numbers of training subjects of the learning curve
+            below "all"; `None`: 3 sizes evenly spaced from 30% of the
+            smallest training fold's subjects up to (not including) all of
+            them (flu: 4, 7, 10); `()`: no learning curve.
+        curve_seeds: Reactome replicates per fold and size of the curve.
+        curve_controls: control hierarchies per fold and size of the curve
+            (the first of the study's controls).
         seed: master seed (folds, permutations, controls, weights).
     """
 
@@ -82,8 +101,12 @@ class StudyConfig:
     l2: float = 1e-3
     input_dropout: float = 0.2
     ig_steps: int = 16
+    level_heads: bool = False
     planted: bool = True
     planted_pathways: int = 2
+    curve_sizes: tuple[int, ...] | None = None
+    curve_seeds: int = 2
+    curve_controls: int = 4
     seed: int = 0
 
     def describe(self) -> str:
@@ -99,6 +122,14 @@ class StudyConfig:
                 else ""
             )
             + f"; {self.epochs} epochs each"
+            + ("; one head per level, averaged" if self.level_heads else "")
+            + (
+                ""
+                if self.curve_sizes == ()
+                else f"; learning curve: {self.curve_seeds} Reactome + "
+                f"{min(self.curve_controls, self.controls)} control networks, "
+                f"{self.seeds} dense MLPs and logistic regression per fold and size"
+            )
         )
 
 
@@ -114,6 +145,8 @@ class StudyResult:
 
     Attributes:
         nodes: the node table (one row per pathway node).
+        genes: the gene table (one row per input gene in the hierarchy):
+            the same statistics as `nodes`, BH over the genes.
         accuracy: per fold x replicate ROC AUC of every arm.
         comparisons: paired tests of the real hierarchy against the others.
         controls: the positive set's AUROC in the real and control
@@ -121,16 +154,21 @@ class StudyResult:
         planted: the planted-signal recovery, per network (or None).
         planted_summary: dict of the planted-signal numbers (or None).
         activation: held-out activation of the tracked node per sample.
+        curve: learning curve, per labels x fold x size x network (or None).
+        curve_tests: the curve's mean AUCs and paired tests per size.
         summary: dict of the headline numbers.
     """
 
     nodes: pd.DataFrame
+    genes: pd.DataFrame
     accuracy: pd.DataFrame
     comparisons: pd.DataFrame
     controls: pd.DataFrame
     planted: pd.DataFrame | None
     planted_summary: dict[str, Any] | None
     activation: pd.DataFrame | None
+    curve: pd.DataFrame | None
+    curve_tests: pd.DataFrame | None
     summary: dict[str, Any]
 
 
@@ -201,9 +239,26 @@ def _scores(
     K: int,
     chains: Sequence[Sequence[Connectivity]],
     steps: int,
+    level_heads: bool = False,
 ) -> list[np.ndarray]:
-    """Per block: degree-adjusted mean |IG| of every node, levels concatenated."""
+    """Per block: degree-adjusted mean |IG| of every node, levels concatenated.
+
+    Returns `[raw, percentile, gene raw, gene percentile]`, each `(K, nodes)`
+    or `(K, genes)`; a gene's degree is its number of bottom pathways in
+    the block's own hierarchy (genes outside it score 0).
+    """
     from scipy.stats import rankdata
+
+    genes = input_attributions(
+        model, x, np.zeros(x.shape[1]), steps=steps, output_index="sum", blocks=K
+    )[:, :n]
+    gene_raw = np.stack(
+        [
+            degree_adjusted(np.abs(genes[k]).mean(axis=0), 0, chains[k][0].fan_out)
+            for k in range(K)
+        ]
+    )
+    gene_pct = rankdata(gene_raw, axis=1) / gene_raw.shape[1]
 
     att = node_attributions(
         model,
@@ -222,14 +277,16 @@ def _scores(
             values = unpack(att[level_name(j)], K)[k]  # (n, units)
             fan_in = chains[k][j].fan_in
             fan_out = (
-                chains[k][j + 1].fan_out + 0 if j + 1 < L else np.ones_like(fan_in)
+                chains[k][j + 1].fan_out + int(level_heads)
+                if j + 1 < L
+                else np.ones_like(fan_in)
             )
             score = degree_adjusted(np.abs(values).mean(axis=0), fan_in, fan_out)
             raw_parts.append(score)
             pct_parts.append(rankdata(score) / score.size)
         out_raw.append(np.concatenate(raw_parts))
         out_pct.append(np.concatenate(pct_parts))
-    return [np.stack(out_raw), np.stack(out_pct)]
+    return [np.stack(out_raw), np.stack(out_pct), gene_raw, gene_pct]
 
 
 def run_study(
@@ -244,6 +301,7 @@ def run_study(
     planted_candidates: Sequence[str] | None = None,
     track_node: str | None = None,
     orient_genes: Sequence[str] | None = None,
+    positive_genes: set[str] | None = None,
     progress: Callable[[str], None] | None = print,
 ) -> StudyResult:
     """Runs the study on one data set (binary labels, subject groups).
@@ -267,6 +325,9 @@ def run_study(
         orient_genes: genes whose mean standardized expression fixes the
             sign of the tracked activation per fold (tanh units have an
             arbitrary sign).
+        positive_genes: pre-declared positive genes (e.g. interferon-
+            stimulated genes), marked in the gene table and ranked against
+            the control hierarchies like the positive nodes.
         progress: callable receiving progress lines, or None.
 
     Returns:
@@ -309,7 +370,10 @@ def run_study(
     n_perm = config.permutations
     trainer = PackedTrainer(
         lambda: build_packed_network(
-            chains, input_dropout=config.input_dropout, l2=config.l2
+            chains,
+            input_dropout=config.input_dropout,
+            l2=config.l2,
+            level_heads=config.level_heads,
         ),
         learning_rate=config.learning_rate,
         epochs=config.epochs,
@@ -325,7 +389,26 @@ def run_study(
     arms: dict[str, list] = dict(
         real=[], perm=[], control=[], planted_real=[], planted_control=[]
     )
-    raw_real = []
+    gene_arms: dict[str, list] = {key: [] for key in arms}
+    raw_real, raw_real_genes = [], []
+    sizes = _curve_sizes(config, splits, groups)
+    curve_chains = [levels] * config.curve_seeds + controls[: config.curve_controls]
+    curve_trainer = (
+        PackedTrainer(
+            lambda: build_packed_network(
+                curve_chains,
+                input_dropout=config.input_dropout,
+                l2=config.l2,
+                level_heads=config.level_heads,
+            ),
+            learning_rate=config.learning_rate,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+        )
+        if sizes
+        else None
+    )
+    curve_rows: list[dict[str, Any]] = []
     acc_rows: list[dict[str, Any]] = []
     activation_rows: list[dict[str, Any]] = []
     label_sets = [("real", y)] + ([("planted", planted_y)] if config.planted else [])
@@ -348,7 +431,10 @@ def run_study(
             model = trainer.fit(xs[train], labels[train], seed=config.seed + 1000 * f)
             pred = np.asarray(model.predict(x_test.astype("float32"), verbose=0))
             pred = pred[: len(test)]
-            raw, pct = _scores(model, x_test, len(test), K, chains, config.ig_steps)
+            raw, pct, gene_raw, gene_pct = _scores(
+                model, x_test, len(test), K, chains, config.ig_steps,
+                config.level_heads,
+            )  # fmt: skip
             for k in range(K):
                 if k < n_real + n_perm and (which == "planted" or k < n_real):
                     arm, rep = "real", k
@@ -358,8 +444,10 @@ def run_study(
                     arm, rep = "control", k - n_real - n_perm
                 key = arm if which == "real" else f"planted_{arm}"
                 arms[key].append((f, rep, pct[k]))
+                gene_arms[key].append((f, rep, gene_pct[k]))
                 if key == "real":
                     raw_real.append(raw[k])
+                    raw_real_genes.append(gene_raw[k])
                 if arm != "perm":
                     acc_rows.append(
                         dict(
@@ -376,6 +464,16 @@ def run_study(
                 )
             rows = _baselines(xs, target, train, test, f, config, mlp, which)
             acc_rows += rows
+            t_curve = time.perf_counter()
+            if curve_trainer is not None:
+                full = [
+                    r for r in acc_rows if (r["labels"], r["fold"]) == (which, f + 1)
+                ]
+                curve_rows += _curve_fold(
+                    x, target, y, groups, train, test, f, which, sizes, pad,
+                    config, curve_trainer, mlp, full,
+                )  # fmt: skip
+            t_curve = time.perf_counter() - t_curve
             real_cols = range(n_real if which == "real" else n_real + n_perm)
             real_auc = _mean_auc(target[test], pred, real_cols)
             control_auc = _mean_auc(target[test], pred, range(K - config.controls, K))
@@ -385,7 +483,13 @@ def run_study(
                 + "".join(
                     f", {r['arm']} {r['auc']:.3f}" for r in rows if r["replicate"] == 0
                 )
-                + f" ({time.perf_counter() - t0:.0f} s)"
+                + f" ({time.perf_counter() - t0 - t_curve:.0f} s"
+                + (
+                    f"; learning curve at {', '.join(map(str, sizes))} subjects "
+                    f"{t_curve:.0f} s)"
+                    if curve_trainer is not None
+                    else ")"
+                )
             )
     accuracy = pd.DataFrame(acc_rows)
     real = np.stack([s for _, _, s in arms["real"]])
@@ -416,6 +520,10 @@ def run_study(
         )
     )
     nodes = nodes.sort_values(["q", "effect"], ascending=[True, False], kind="stable")
+    gene_table, gene_summary = _gene_table(
+        levels[0], gene_arms, np.stack(raw_real_genes), positive_genes,
+        planted_nodes, config,
+    )  # fmt: skip
     # Positive set vs control hierarchies: protocol-matched (replicate 0 of
     # the real hierarchy over the folds vs each control over the folds).
     real0 = np.mean([s for f, r, s in arms["real"] if r == 0], axis=0)
@@ -457,6 +565,7 @@ def run_study(
         min_possible_p=float(
             specificity_test(np.ones((len(real), 1)), np.zeros((len(perm), 1)))[0]
         ),
+        genes=gene_summary,
     )
     planted_table, planted_summary = None, None
     if config.planted:
@@ -467,14 +576,19 @@ def run_study(
             f"{n} {node_names.get(n, '')}".strip() for n in planted_nodes
         ]
     activation = pd.DataFrame(activation_rows) if activation_rows else None
+    curve = pd.DataFrame(curve_rows) if curve_rows else None
+    curve_tests = _curve_tests(curve) if curve is not None else None
     return StudyResult(
         nodes=nodes.reset_index(drop=True),
+        genes=gene_table,
         accuracy=accuracy,
         comparisons=comparisons,
         controls=control_table,
         planted=planted_table,
         planted_summary=planted_summary,
         activation=activation,
+        curve=curve,
+        curve_tests=curve_tests,
         summary=summary,
     )
 
@@ -732,3 +846,240 @@ def _planted_summary(
         logistic_regression_auc=float(acc[acc.arm == "logistic regression"].auc.mean()),
     )
     return table, summary
+
+
+def _gene_table(
+    bottom: Connectivity,
+    gene_arms: dict[str, list],
+    raw_real: np.ndarray,
+    positive_genes: set[str] | None,
+    planted_nodes: Sequence[str],
+    config: StudyConfig,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The gene (input) level: the node statistics, BH over the genes.
+
+    Only genes with at least one bottom pathway in the real hierarchy are
+    listed and tested (the others score exactly 0 there). The comparisons
+    with the control hierarchies rank all inputs, since a control places
+    other genes in pathways.
+    """
+    names = np.array(
+        bottom.input_names or [str(i) for i in range(bottom.num_inputs)], dtype=object
+    )
+    in_h = bottom.fan_out > 0
+    real = np.stack([s for _, _, s in gene_arms["real"]])
+    perm = np.stack([s for _, _, s in gene_arms["perm"]])
+    p = specificity_test(real[:, in_h], perm[:, in_h])
+    q = benjamini_hochberg(p)
+    stability, pairs = rank_stability(raw_real[:, in_h])
+    positive = np.isin(names, sorted(positive_genes or ()))
+    planted = np.zeros(bottom.num_inputs, bool)
+    out_names = list(bottom.output_names or ())
+    member = bottom.to_scipy("csc")
+    for node in planted_nodes:
+        planted[member[:, out_names.index(node)].nonzero()[0]] = True
+    table = pd.DataFrame(
+        dict(
+            gene=names[in_h],
+            pathways=bottom.fan_out[in_h],
+            score=real[:, in_h].mean(axis=0),
+            score_sd=real[:, in_h].std(axis=0, ddof=1),
+            null_score=perm[:, in_h].mean(axis=0),
+            effect=real[:, in_h].mean(axis=0) - perm[:, in_h].mean(axis=0),
+            p=p,
+            q=q,
+            positive=positive[in_h],
+            planted=planted[in_h],
+        )
+    ).sort_values(["q", "effect"], ascending=[True, False], kind="stable")
+    summary: dict[str, Any] = dict(
+        n_genes=int(in_h.sum()),
+        n_significant_q05=int((q < 0.05).sum()),
+        stability_median_spearman=stability,
+        n_positive=int(positive[in_h].sum()),
+        n_positive_significant=int(((q < 0.05) & positive[in_h]).sum()),
+    )
+
+    def pooled(arm: str, rep: int) -> np.ndarray:
+        return np.mean([s for _, r, s in gene_arms[arm] if r == rep], axis=0)
+
+    if 0 < positive.sum() < positive.size and config.controls:
+        observed = set_auroc(pooled("real", 0), positive)
+        controls = [
+            set_auroc(pooled("control", c), positive) for c in range(config.controls)
+        ]
+        summary.update(
+            positive_auroc=observed,
+            positive_control_auroc_mean=float(np.mean(controls)),
+            positive_rank=int(1 + sum(c >= observed for c in controls)),
+            positive_p=float(empirical_p(observed, controls)),
+        )
+    if planted.any() and gene_arms["planted_real"] and config.controls:
+        per = {
+            arm: [set_auroc(s, planted) for _, _, s in gene_arms[f"planted_{arm}"]]
+            for arm in ("real", "control")
+        }
+        observed = set_auroc(pooled("planted_real", 0), planted)
+        controls = [
+            set_auroc(pooled("planted_control", c), planted)
+            for c in range(config.controls)
+        ]
+        summary.update(
+            planted_genes=int(planted.sum()),
+            planted_real_auroc_mean=float(np.mean(per["real"])),
+            planted_control_auroc_mean=float(np.mean(per["control"])),
+            planted_pooled_real_auroc=observed,
+            planted_pooled_control_auroc_mean=float(np.mean(controls)),
+            planted_empirical_p=float(empirical_p(observed, controls)),
+        )
+    return table.reset_index(drop=True), summary
+
+
+def _curve_sizes(
+    config: StudyConfig, splits: Sequence[Any], groups: np.ndarray
+) -> list[int]:
+    """The learning curve's numbers of training subjects below "all"."""
+    if config.curve_sizes == ():
+        return []
+    smallest = min(len(np.unique(groups[train])) for train, _ in splits)
+    if config.curve_sizes is None:
+        grid = np.round(np.linspace(0.3, 1.0, 4) * smallest).astype(int)
+        return sorted({int(n) for n in grid if 2 <= n < smallest})
+    sizes = sorted({int(n) for n in config.curve_sizes})
+    if sizes[0] < 2 or sizes[-1] >= smallest:
+        raise ValueError(
+            f"`curve_sizes` must be numbers of training subjects in [2, {smallest}) "
+            f"(the smallest training fold has {smallest} subjects). Received: "
+            f"{tuple(config.curve_sizes)}"
+        )
+    return sizes
+
+
+def _nested_order(
+    train: np.ndarray, y: np.ndarray, groups: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """The training subjects in an order whose every prefix is stratified.
+
+    Subjects with and without positive samples are shuffled within their
+    class and interleaved by their within-class position `(i + 0.5) / n`,
+    so a prefix of `m` subjects holds about `m * n_class / n` of each.
+    """
+    names = np.unique(groups[train])
+    has_positive = np.array([y[train][groups[train] == g].max() > 0 for g in names])
+    key = np.empty(names.size)
+    for cls in (False, True):
+        idx = rng.permutation(np.flatnonzero(has_positive == cls))
+        key[idx] = (np.arange(idx.size) + 0.5) / max(idx.size, 1)
+    return names[np.argsort(key, kind="stable")]
+
+
+def _curve_fold(
+    x: np.ndarray,
+    target: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    fold: int,
+    labels: str,
+    sizes: Sequence[int],
+    pad: int,
+    config: StudyConfig,
+    trainer: PackedTrainer,
+    mlp: PackedTrainer,
+    full_rows: Sequence[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One fold of the learning curve: fits on nested subsets of subjects.
+
+    Each subset is standardized with its own mean and SD (as if only those
+    subjects had been measured); the held-out subjects are the fold's.
+    """
+    # The same subsets for every label set of a fold.
+    order = _nested_order(train, y, groups, np.random.default_rng([config.seed, fold]))
+    out: list[dict[str, Any]] = []
+    for n in sizes:
+        rows = train[np.isin(groups[train], order[:n])]
+        mean, sd = x[rows].mean(axis=0), x[rows].std(axis=0) + 1e-6
+        xs = (x - mean) / sd
+        info = dict(size=str(n), subjects=n, samples=int(rows.size))
+        if len(np.unique(target[rows])) < 2:
+            continue  # a single class: nothing to learn (not expected)
+        x_test = np.zeros((pad, x.shape[1]))
+        x_test[: len(test)] = xs[test]
+        model = trainer.fit(
+            xs[rows],
+            np.repeat(target[rows, None], trainer.K, axis=1),
+            seed=config.seed + 1000 * fold + n,
+        )
+        pred = np.asarray(model.predict(x_test.astype("float32"), verbose=0))
+        for k in range(trainer.K):
+            real = k < config.curve_seeds
+            out.append(
+                dict(
+                    labels=labels,
+                    fold=fold + 1,
+                    **info,
+                    arm="real" if real else "control",
+                    replicate=k if real else k - config.curve_seeds,
+                    auc=_auc(target[test], pred[: len(test), k]),
+                )
+            )
+        for row in _baselines(xs, target, rows, test, fold, config, mlp, labels):
+            out.append(dict(row, **info))
+    n_all = len(np.unique(groups[train]))
+    for row in full_rows:
+        limit = dict(real=config.curve_seeds, control=config.curve_controls)
+        if row["replicate"] < limit.get(row["arm"], row["replicate"] + 1):
+            out.append(dict(row, size="all", subjects=n_all, samples=int(train.size)))
+    return out
+
+
+CURVE_ARMS = ("real", "control", "dense MLP", "logistic regression")
+
+
+def _curve_tests(curve: pd.DataFrame) -> pd.DataFrame:
+    """Mean AUC per arm and size, and paired tests of the Reactome networks.
+
+    Pairs: Reactome replicate `r` of a fold vs the fold's mean over the
+    control hierarchies, vs dense MLP replicate `r`; the fold's mean over
+    Reactome replicates vs logistic regression.
+    """
+    rows = []
+    for labels in curve["labels"].unique():
+        part = curve[curve["labels"] == labels]
+        for size in part["size"].unique():
+            at = part[part["size"] == size]
+            row: dict[str, Any] = dict(
+                labels=labels,
+                size=size,
+                subjects=float(at.groupby("fold").subjects.first().mean()),
+                samples=float(at.groupby("fold").samples.first().mean()),
+            )
+            for arm in CURVE_ARMS:
+                row[f"{arm}_auc"] = float(at[at.arm == arm].auc.mean())
+            real = at[at.arm == "real"].set_index(["fold", "replicate"])["auc"]
+            ctrl = at[at.arm == "control"].groupby("fold")["auc"].mean()
+            mlp = at[at.arm == "dense MLP"].set_index(["fold", "replicate"])["auc"]
+            lr = at[at.arm == "logistic regression"].set_index("fold")["auc"]
+            pairs = dict(
+                control=(real, ctrl.reindex(real.index.get_level_values("fold"))),
+                **{"dense MLP": (real, mlp.reindex(real.index))},
+                **{
+                    "logistic regression": (
+                        real.groupby(level="fold").mean(),
+                        lr.reindex(real.groupby(level="fold").mean().index),
+                    )
+                },
+            )
+            for other, (a, b) in pairs.items():
+                a, b = np.asarray(a, float), np.asarray(b, float)
+                ok = np.isfinite(a) & np.isfinite(b)
+                test = paired_wilcoxon(a[ok], b[ok])
+                row[f"delta_vs_{other}"] = test["mean_difference"]
+                row[f"sd_vs_{other}"] = (
+                    float(np.std(a[ok] - b[ok], ddof=1)) if ok.sum() > 1 else 0.0
+                )
+                row[f"pairs_vs_{other}"] = test["n_pairs"]
+                row[f"p_vs_{other}"] = test["p"]
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -2,6 +2,7 @@
 
 from keras_sparse.interpret.integrated_gradients import (
     degree_adjusted,
+    input_attributions,
     integrated_gradients,
     node_attributions,
     node_degrees,
@@ -21,6 +22,7 @@ __all__ = [
     "benjamini_hochberg",
     "degree_adjusted",
     "empirical_p",
+    "input_attributions",
     "integrated_gradients",
     "node_attributions",
     "node_degrees",

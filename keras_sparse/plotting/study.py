@@ -14,6 +14,7 @@ from keras_sparse.plotting.pathways import _pyplot
 __all__ = [
     "plot_accuracy",
     "plot_activation",
+    "plot_learning_curve",
     "plot_positive_set",
     "plot_sankey",
     "plot_volcano",
@@ -306,5 +307,139 @@ def plot_activation(activation: Any, label: str, path: str | os.PathLike[str]) -
         fontsize=9,
     )
     ax.legend(fontsize=8)
+    fig.savefig(os.fspath(path), dpi=110)
+    plt.close(fig)
+
+
+CURVE_STYLE = {
+    "real": ("Reactome network", LEVEL_COLORS[0], "o", "-"),
+    "control": ("gene-permuted control hierarchies", LEVEL_COLORS[1], "s", "--"),
+    "dense MLP": ("dense MLP", LEVEL_COLORS[2], "^", "-."),
+    "logistic regression": ("logistic regression", LEVEL_COLORS[3], "D", ":"),
+}
+
+
+def plot_learning_curve(
+    curve: Any, tests: Any, path: str | os.PathLike[str], group_label: str = "subjects"
+) -> None:
+    """Held-out ROC AUC against the number of training subjects, per arm.
+
+    One column per label set (real, planted). Top: the mean over folds of
+    each arm's per-fold mean AUC, error bars the SD over folds (folds
+    differ a lot in difficulty). Bottom: the paired differences Reactome −
+    other (`tests`: mean ± SD over the pairs) with their Wilcoxon p.
+    """
+    plt = _pyplot()
+    label_sets = [w for w in ("real", "planted") if w in set(curve["labels"])]
+    fig, axes = plt.subplots(
+        2,
+        len(label_sets),
+        figsize=(6.6 * len(label_sets), 8.8),
+        constrained_layout=True,
+        squeeze=False,
+        gridspec_kw=dict(height_ratios=[1.25, 1]),
+    )
+    offsets = dict(zip(CURVE_STYLE, (-0.27, -0.09, 0.09, 0.27), strict=True))
+    for col, which in enumerate(label_sets):
+        ax, dax = axes[0, col], axes[1, col]
+        part = curve[curve["labels"] == which]
+        sizes = list(dict.fromkeys(part["size"]))
+        xs = np.array(
+            [
+                part[part["size"] == s].groupby("fold").subjects.first().mean()
+                for s in sizes
+            ]
+        )
+        ticks = [
+            s if s != "all" else f"all\n({x:.1f} mean)"
+            for s, x in zip(sizes, xs, strict=True)
+        ]
+        lows = []
+        for arm, (label, color, marker, ls) in CURVE_STYLE.items():
+            at = part[part.arm == arm]
+            if at.empty:
+                continue
+            per_fold = [
+                at[at["size"] == s].groupby("fold").auc.mean().to_numpy() for s in sizes
+            ]
+            mean = np.array([np.nanmean(v) for v in per_fold])
+            sd = np.array([np.nanstd(v, ddof=1) if v.size > 1 else 0 for v in per_fold])
+            lows.append(np.nanmin(mean - sd))
+            n_networks = int(at.groupby(["size", "fold"]).size().max())
+            ax.errorbar(
+                xs + offsets[arm],
+                mean,
+                yerr=sd,
+                color=color,
+                marker=marker,
+                ls=ls,
+                lw=1.6,
+                ms=6,
+                capsize=3,
+                label=f"{label} ({n_networks} per fold)",
+            )
+        ax.set_ylim(max(0.0, min(lows) - 0.03), min(1.0, ax.get_ylim()[1]) + 0.005)
+        ax.set_xticks(xs, ticks)
+        ax.set_ylabel("held-out ROC AUC\n(mean over folds ± SD over folds)")
+        ax.set_title(
+            (
+                "real labels"
+                if which == "real"
+                else "planted-signal labels (ground truth)"
+            )
+            + f": {part.fold.nunique()} folds, held-out {group_label} fixed per fold",
+            fontsize=10,
+        )
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(axis="y", lw=0.4, alpha=0.5)
+        t = tests[tests["labels"] == which].set_index("size").reindex(sizes)
+        shifts = dict(control=-0.45, **{"dense MLP": 0.0, "logistic regression": 0.45})
+        for other in ("control", "dense MLP", "logistic regression"):
+            label, color, marker, _ = CURVE_STYLE[other]
+            delta = t[f"delta_vs_{other}"].to_numpy(float)
+            spread = t[f"sd_vs_{other}"].to_numpy(float)
+            pairs = int(t[f"pairs_vs_{other}"].max())
+            dax.errorbar(
+                xs + shifts[other],
+                delta,
+                yerr=spread,
+                color=color,
+                marker=marker,
+                ls="none",
+                ms=6,
+                capsize=3,
+                label=f"Reactome − {label} ({pairs} pairs)",
+            )
+            for x, d, s, p in zip(
+                xs + shifts[other], delta, spread, t[f"p_vs_{other}"], strict=True
+            ):
+                dax.annotate(
+                    f"p={p:.2f}",
+                    (x, d + s),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    rotation=90,
+                    fontsize=7.5,
+                    color=color,
+                )
+        dax.axhline(0, color="black", lw=0.8)
+        dax.set_xticks(xs, ticks)
+        dax.set_xlabel(f"training {group_label} per fold")
+        dax.set_ylabel("paired Δ AUC, Reactome − other\n(mean ± SD over pairs)")
+        dax.set_title(
+            "above 0: the Reactome network is better (Wilcoxon signed-rank p)",
+            fontsize=9,
+        )
+        dax.legend(fontsize=8, loc="lower right")
+        dax.grid(axis="y", lw=0.4, alpha=0.5)
+        low, high = dax.get_ylim()
+        dax.set_ylim(low - 0.35 * (high - low), high + 0.2 * (high - low))
+    fig.suptitle(
+        "Learning curve: Reactome network vs gene-permuted control hierarchies, "
+        "dense MLP and logistic regression",
+        fontsize=11,
+    )
     fig.savefig(os.fspath(path), dpi=110)
     plt.close(fig)

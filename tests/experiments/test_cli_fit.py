@@ -369,6 +369,11 @@ def test_fit_study_on_own_files(files, tmp_path, capsys):
     assert set(nodes.node) == {"P_signal", "P_noise", "P_rest"}
     assert nodes.loc[nodes.node == "P_signal", "positive"].item()
     assert (out / "volcano.png").exists() and (out / "accuracy_tests.csv").exists()
+    assert "=== learning curve" in printed and (out / "learning_curve.png").exists()
+    curve = pd.read_csv(out / "learning_curve.csv")
+    assert curve["size"].astype(str).iloc[-1] == "all"
+    genes = pd.read_csv(out / "genes.csv")
+    assert genes.q.between(0, 1).all() and len(genes) > 0
     bad = [("NOT_A_NODE" if a == "P_signal" else a) for a in argv]
     assert main(bad) == 2
     assert "--positive: 1 id(s) are not nodes" in capsys.readouterr().err

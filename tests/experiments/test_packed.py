@@ -10,6 +10,7 @@ from keras_sparse.experiments.packed import (
     PackedTrainer,
     build_packed_network,
     pack_levels,
+    packed_loss,
     unpack,
 )
 
@@ -97,3 +98,70 @@ def test_trainer_refits_from_fresh_state():
     trainer.fit(x, 1 - y, seed=9)  # something else in between
     again = as_numpy(trainer.fit(x, y, seed=3)(x))
     np.testing.assert_allclose(first, again, rtol=1e-5, atol=1e-6)
+
+
+def test_padded_last_batch_trains_as_an_unpadded_fit():
+    """Zero-weight padding + reweighted tail = Keras's own short last batch."""
+    cs = chains(2)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(21, 20)).astype("float32")  # 21 = 2 x 8 + 5
+    y = np.stack([(x[:, 0] > 0), (x[:, 3] > 0)], axis=1).astype("float32")
+
+    def build():
+        return build_packed_network(cs, input_dropout=0.0)
+
+    trainer = PackedTrainer(build, epochs=3, batch_size=8, learning_rate=1e-2)
+    got = as_numpy(trainer.fit(x, y, seed=7)(x))
+    keras.utils.set_random_seed(7)
+    ref = build()
+    ref.compile(keras.optimizers.Adam(1e-2), packed_loss("classification", 2))
+    order = np.random.default_rng(7)
+    for _ in range(3):
+        perm = order.permutation(len(x))
+        ref.fit(x[perm], y[perm], epochs=1, batch_size=8, verbose=0, shuffle=False)
+    want = as_numpy(ref(x))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert np.abs(want - as_numpy(build()(x))).max() > 0.01  # it did train
+
+
+def test_level_heads_blocks_and_per_block_gene_attributions():
+    """Per-level heads per block; block k's gene IG ignores the other blocks."""
+    from keras_sparse.interpret import input_attributions, node_attributions
+
+    cs = chains(3)
+    keras.utils.set_random_seed(1)
+    model = build_packed_network(cs, input_dropout=0.0, level_heads=True)
+    rng = np.random.default_rng(5)
+    for w in model.weights:
+        w.assign(rng.normal(0, 0.8, tuple(w.shape)).astype("float32"))
+    x = rng.normal(size=(5, 20)).astype("float32")
+    out = as_numpy(model(x))
+    k0, k1 = (as_numpy(model.get_layer(n).kernel) for n in ("pathways", "level_1"))
+    b0, b1 = (as_numpy(model.get_layer(n).bias) for n in ("pathways", "level_1"))
+    h0w, h1w = (as_numpy(model.get_layer(n).kernel) for n in ("head_0", "head_1"))
+    h0b, h1b = (as_numpy(model.get_layer(n).bias) for n in ("head_0", "head_1"))
+    for k, (g, t) in enumerate(cs):
+        a = np.tanh(
+            x @ (k0[:, 6 * k : 6 * k + 6] * g.to_dense()) + b0[6 * k : 6 * k + 6]
+        )
+        w1 = k1[6 * k : 6 * k + 6, 2 * k : 2 * k + 2] * t.to_dense()
+        c = np.tanh(a @ w1 + b1[2 * k : 2 * k + 2])
+        p0 = 1 / (1 + np.exp(-(a @ h0w[6 * k : 6 * k + 6, k] + h0b[k])))
+        p1 = 1 / (1 + np.exp(-(c @ h1w[2 * k : 2 * k + 2, k] + h1b[k])))
+        np.testing.assert_allclose(out[:, k], (p0 + p1) / 2, rtol=1e-5, atol=1e-6)
+    base = np.zeros(20)
+    genes = input_attributions(model, x, base, steps=8, output_index="sum", blocks=3)
+    whole = node_attributions(model, x, base, steps=8, output_index="sum")["inputs"]
+    np.testing.assert_allclose(genes.sum(axis=0), whole, rtol=1e-3, atol=1e-5)
+    # Change every weight of block 1 only: blocks 0 and 2 keep their scores.
+    for name, _rows, cols in (("pathways", None, slice(6, 12)),
+                             ("level_1", slice(6, 12), slice(2, 4))):  # fmt: skip
+        layer = model.get_layer(name)
+        conn = layer.connectivity
+        sel = (conn.output_indices >= cols.start) & (conn.output_indices < cols.stop)
+        values = as_numpy(layer.kernel_values)
+        values[sel] += 1.0
+        layer.kernel_values.assign(values.astype("float32"))
+    again = input_attributions(model, x, base, steps=8, output_index="sum", blocks=3)
+    np.testing.assert_allclose(again[[0, 2]], genes[[0, 2]], rtol=1e-5, atol=1e-7)
+    assert np.abs(again[1] - genes[1]).max() > 1e-3

@@ -37,6 +37,7 @@ def test_study_runs_and_reports_consistent_numbers(tmp_path):
         ig_steps=4,
         planted=True,
         planted_pathways=1,
+        curve_controls=2,
     )
     result = run_study(
         x,
@@ -86,3 +87,37 @@ def test_study_runs_and_reports_consistent_numbers(tmp_path):
     assert sorted(result.activation["sample"]) == list(
         range(len(y))
     )  # every sample held out once
+    # Gene level: the genes in the hierarchy, BH over them.
+    genes = result.genes
+    in_h = bottom.fan_out > 0
+    assert set(genes.gene) == {f"g{i}" for i in np.flatnonzero(in_h)}
+    assert genes.p.between(0, 1).all() and (genes.q >= genes.p - 1e-12).all()
+    assert genes.score.between(0, 1).all()
+    assert s["genes"]["n_genes"] == int(in_h.sum())
+    assert s["genes"]["n_significant_q05"] == int((genes.q < 0.05).sum())
+    assert "positive_auroc" not in s["genes"]  # no positive genes declared
+    # Learning curve: 12 subjects, 3 folds -> 8 training subjects at least:
+    # sizes round([0.3, 0.53, 0.77] * 8) = 2, 4, 6, then "all".
+    curve = result.curve
+    assert list(curve["size"].unique()) == ["2", "4", "6", "all"]
+    for size, at in curve[curve["labels"] == "real"].groupby("size"):
+        counts = at.arm.value_counts().to_dict()
+        assert counts == {
+            "real": 3 * config.curve_seeds,
+            "control": 3 * min(config.curve_controls, config.controls),
+            "dense MLP": 3 * config.seeds,
+            "logistic regression": 3,
+        }, size
+    # Nested, stratified subsets: fewer samples for fewer subjects.
+    samples = curve.groupby("size").samples.mean()
+    assert samples["2"] < samples["4"] < samples["6"] < samples["all"]
+    # The "all" point is the main fit's own networks.
+    main = acc[(acc["labels"] == "real") & (acc.arm == "real") & (acc.replicate < 2)]
+    at_all = curve[(curve["size"] == "all") & (curve["labels"] == "real")]
+    np.testing.assert_allclose(
+        sorted(at_all[at_all.arm == "real"].auc), sorted(main.auc)
+    )
+    tests = result.curve_tests
+    assert len(tests) == 8 and set(tests["labels"]) == {"real", "planted"}
+    assert tests["p_vs_control"].between(0, 1).all()
+    assert (tests["pairs_vs_control"] == 3 * config.curve_seeds).all()

@@ -7,6 +7,7 @@ import pytest
 from keras_sparse.connectivity import random_connectivity
 from keras_sparse.interpret import (
     degree_adjusted,
+    input_attributions,
     integrated_gradients,
     node_attributions,
     node_degrees,
@@ -193,3 +194,49 @@ def test_degrees_and_adjustment():
     np.testing.assert_allclose(
         degree_adjusted(scores, [0, 3, 0], [1, 4, 0]), [[2.0 / 1.0, 6.0 / 3.0, 0.0]]
     )
+
+
+@pytest.mark.parametrize("level_heads", [False, True])
+def test_input_attributions_by_block_sum_to_input_ig(level_heads):
+    """Blocks of the first level split the genes' IG; the split is exact."""
+    model, mean, var = small_network(level_heads)
+    acts, from_level, whole = numpy_network(model, mean, var)
+    rng = np.random.default_rng(3)
+    x = rng.normal(5, 1.5, (4, 12))
+    baseline = x.mean(axis=0) - 0.2
+    got = input_attributions(model, x, baseline, steps=STEPS, blocks=3)
+    assert got.shape == (3, 4, 12)
+    want = numpy_ig(whole, x, np.broadcast_to(baseline, x.shape))
+    np.testing.assert_allclose(got.sum(axis=0), want, rtol=2e-3, atol=2e-5)
+    # Block k by finite differences: only the gradient through level-0
+    # units 2k, 2k + 1 (the others held at their values on the path).
+    k0 = as_numpy(model.get_layer("pathways").kernel)
+    b0 = as_numpy(model.get_layer("pathways").bias)
+
+    def through(k):
+        cols = np.zeros(6, bool)
+        cols[2 * k : 2 * k + 2] = True
+
+        def f(xp, x_fixed):
+            s_p, s_f = (xp - mean) / np.sqrt(var), (x_fixed - mean) / np.sqrt(var)
+            z = np.where(cols, s_p @ k0, s_f @ k0) + b0
+            return from_level(0, np.tanh(z))
+
+        return f
+
+    for k in range(3):
+        f = through(k)
+        total = np.zeros_like(x)
+        for a in (np.arange(STEPS) + 0.5) / STEPS:
+            point = baseline + a * (x - baseline)
+            for i in range(12):
+                up, down = point.copy(), point.copy()
+                up[:, i] += 1e-5
+                down[:, i] -= 1e-5
+                total[:, i] += (f(up, point) - f(down, point)) / 2e-5
+        np.testing.assert_allclose(
+            got[k], (x - baseline) * total / STEPS, rtol=2e-3, atol=2e-5
+        )
+    assert np.abs(got[1]).max() > 1e-3
+    with pytest.raises(ValueError, match="`blocks`, expected a positive integer"):
+        input_attributions(model, x, baseline, blocks=4)
