@@ -43,9 +43,10 @@ the tutorial's sampling with replacement gives about 73 %); SET drops by
 negative weights, and regrown weights and their momentum start at 0
 (the tutorial draws them N(0, 0.1^2)); Keras's dropout is inverted
 (scaled at training) and masks the backward pass too, the tutorial scales
-at test and lets the error flow through dropped units; in the dense model
-the biases get the 40x learning rate of the summed kernel gradient (the
-tutorial averages the bias gradient).
+at test and lets the error flow through dropped units. In the dense model
+the bias is `scale * b` with `scale = 40 ** -0.5`, so that it learns at
+1/40 of the kernel's rate, as in `fc_mlp.py` (summed kernel gradient,
+averaged bias gradient).
 """
 
 from __future__ import annotations
@@ -104,6 +105,35 @@ def _normal():
     return keras.initializers.RandomNormal(stddev=0.1)
 
 
+class ScaledBias(keras.layers.Layer):
+    """`x + scale * b`: a bias whose effective learning rate (and momentum
+    step) is `scale**2` times the optimizer's, weight decay unchanged."""
+
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def build(self, input_shape):
+        self.b = self.add_weight(
+            name="b", shape=(input_shape[-1],), initializer="zeros"
+        )
+
+    def call(self, x):
+        return x + self.scale * self.b
+
+
+def _tutorial_dense(units, activation, name):
+    # fc_mlp.py sums the kernel gradient over the batch of 40 but averages
+    # the bias gradient: the bias learns at 1/40 of the kernel's rate.
+    return [
+        keras.layers.Dense(
+            units, use_bias=False, kernel_initializer=_normal(), name=name
+        ),
+        ScaledBias(40**-0.5, name=f"{name}_bias"),
+        keras.layers.Activation(activation or "linear"),
+    ]
+
+
 LEARNING_RATE = {"set": 0.05, "static": 0.05, "dense": 0.001 * 40}
 WEIGHT_DECAY_PER_STEP = 2e-4
 
@@ -115,11 +145,7 @@ def build(kind: str, seed: int) -> keras.Model:
     for i in range(3):
         name = f"hidden{i + 1}"
         if kind == "dense":
-            layers.append(
-                keras.layers.Dense(
-                    1000, activation="relu", kernel_initializer=_normal(), name=name
-                )
-            )
+            layers += _tutorial_dense(1000, "relu", name)
         else:
             conn = erdos_renyi_connectivity(
                 sizes[i], 1000, epsilon=13, seed=100 * seed + i
@@ -137,7 +163,12 @@ def build(kind: str, seed: int) -> keras.Model:
             )
         layers.append(keras.layers.Dropout(0.2))
     # Logits out; the sigmoid is inside `tutorial_loss` (argmax unchanged).
-    layers.append(keras.layers.Dense(10, kernel_initializer=_normal(), name="output"))
+    if kind == "dense":
+        layers += _tutorial_dense(10, None, "output")
+    else:
+        layers.append(
+            keras.layers.Dense(10, kernel_initializer=_normal(), name="output")
+        )
     model = keras.Sequential(layers)
     lr = LEARNING_RATE[kind]
     model.compile(
