@@ -109,6 +109,21 @@ def _numpy_penalty(x, v, conn):
     return np.sum(gx**2)
 
 
+def _numpy_penalty_gradient(x, v, conn, eps=1e-6):
+    """Central finite differences of `_numpy_penalty` in `v`, float64 NumPy."""
+    x, v = x.astype(np.float64), v.astype(np.float64)
+    return np.array(
+        [
+            (
+                _numpy_penalty(x, v + eps * e, conn)
+                - _numpy_penalty(x, v - eps * e, conn)
+            )
+            / (2 * eps)
+            for e in np.eye(conn.nnz)
+        ]
+    )
+
+
 def test_second_order_gradients_run_the_kernels_and_match_numpy():
     if not backend.csr_available():
         pytest.skip("no compiled kernels on this placement")
@@ -119,19 +134,9 @@ def test_second_order_gradients_run_the_kernels_and_match_numpy():
         return backend.csr_matmul(xx, vv, arrays, conn.shape)
 
     got = _second_order(fn, x, v)
-    # Central finite differences of the penalty, in float64 NumPy.
-    eps = 1e-6
-    want = np.array(
-        [
-            (
-                _numpy_penalty(x, v + eps * e, conn)
-                - _numpy_penalty(x, v - eps * e, conn)
-            )
-            / (2 * eps)
-            for e in np.eye(conn.nnz)
-        ]
+    np.testing.assert_allclose(
+        got, _numpy_penalty_gradient(x, v, conn), rtol=1e-5, atol=1e-6
     )
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(
@@ -153,18 +158,9 @@ def test_torch_sparse_path_matches_numpy_with_second_order(monkeypatch, dtype):
     y = to_numpy(fn(ops.convert_to_tensor(x), ops.convert_to_tensor(v)))
     np.testing.assert_allclose(y, x @ w, rtol=tol, atol=tol)
     got = _second_order(fn, x.astype(np.float64), v.astype(np.float64))
-    eps = 1e-6
-    want = np.array(
-        [
-            (
-                _numpy_penalty(x, v + eps * e, conn)
-                - _numpy_penalty(x, v - eps * e, conn)
-            )
-            / (2 * eps)
-            for e in np.eye(conn.nnz)
-        ]
+    np.testing.assert_allclose(
+        got, _numpy_penalty_gradient(x, v, conn), rtol=1e-5, atol=1e-6
     )
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(
@@ -205,4 +201,6 @@ def test_jax_runs_ffi_kernels_and_exports_without_them():
     assert "keras_sparse_csr_spmm_t" not in hlo
     exported = export.export(jax.jit(loss))(x, v)
     assert "keras_sparse_csr" not in exported.mlir_module()
-    np.testing.assert_allclose(np.asarray(exported.call(x, v)), ((x @ w) ** 2).sum(), rtol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(exported.call(x, v)), ((x @ w) ** 2).sum(), rtol=1e-4
+    )
