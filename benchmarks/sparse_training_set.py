@@ -179,6 +179,32 @@ def build(kind: str, seed: int) -> keras.Model:
     return model
 
 
+def summarize(paths: list[str]) -> None:
+    """Markdown rows: model, epochs, seeds, accuracy mean +- sd, seconds per
+    run, published, whether the mean is within the published mean +- sd."""
+    import json
+
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for path in paths:
+        with open(path) as fh:
+            data = json.load(fh)
+        setting = data["result"]["setting"].split(" x ")[0]
+        backend = data["meta"]["backend"]
+        for run in data["result"]["runs"]:
+            runs.setdefault((run["model"], f"{backend}, {setting}"), []).append(run)
+    for (kind, setting), rs in runs.items():
+        accs = [r["test_accuracy"] for r in rs]
+        sd = statistics.stdev(accs) if len(accs) > 1 else float("nan")
+        mean, (pub, pub_sd) = statistics.mean(accs), PUBLISHED[kind]
+        within = abs(mean - pub) <= pub_sd
+        print(
+            f"| {kind} | {setting} | {sorted(r['seed'] for r in rs)} | "
+            f"{mean:.4f} +- {sd:.4f} | "
+            f"{statistics.mean(r['train_seconds'] for r in rs):.0f} s | "
+            f"{pub:.4f} +- {pub_sd:.4f} | {'yes' if within else 'no'} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
@@ -186,7 +212,17 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["set", "static", "dense"])
     parser.add_argument("--batch", type=int, default=40)
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--summarize",
+        nargs="+",
+        metavar="JSON",
+        help="print one table row per model over the runs of these results "
+        "files (runs made one seed per invocation), then exit",
+    )
     args = parser.parse_args()
+    if args.summarize:
+        summarize(args.summarize)
+        return
 
     xtr, ytr, xte, yte = load(2000, 1000)
     steps_per_epoch = len(xtr) // args.batch
