@@ -162,22 +162,33 @@ def plot_volcano(
         fontsize=8,
         color="grey",
     )
-    top = nodes[nodes.q < q_threshold].sort_values("effect", ascending=False).head(8)
+    # Labels of the most significant nodes in a column at the upper left
+    # (where no node can lie: a high -log10 q needs a positive effect), each
+    # joined to its point by a leader line, so that none overlap.
+    top = nodes[nodes.q < q_threshold].sort_values(["q", "effect"]).head(10)
+    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]), top=ax.get_ylim()[1] * 1.08)
+    y0, y1 = ax.get_ylim()
+    slot = 0.97
     for row in top.itertuples(index=False):
+        y = -np.log10(max(row.q, 1e-300))
+        slot = min(slot, (y - y0) / (y1 - y0))
         ax.annotate(
-            _short(row.name, 30),
-            (row.effect, -np.log10(max(row.q, 1e-300))),
+            _short(row.name, 40),
+            (row.effect, y),
+            xytext=(0.02, slot),
+            textcoords="axes fraction",
             fontsize=7,
-            xytext=(4, 2),
-            textcoords="offset points",
+            va="center",
+            arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5", shrinkB=3),
         )
+        slot -= 0.045
     ax.set_xlabel("effect: mean within-level percentile, real labels − permuted labels")
     ax.set_ylabel("−log10 q (BH over all nodes)")
     ax.set_title(
         f"{int((nodes.q < q_threshold).sum())} of {len(nodes)} nodes at "
         f"q < {q_threshold}"
     )
-    ax.legend(fontsize=8, loc="center left")
+    ax.legend(fontsize=8, loc="lower right")
     fig.savefig(os.fspath(path), dpi=110)
     plt.close(fig)
 
