@@ -1,7 +1,10 @@
 """SET vs static sparse vs dense MLP on Fashion-MNIST (the SET tutorial setting).
 
     KERAS_BACKEND=jax .venv/bin/python benchmarks/sparse_training_set.py \
-        --epochs 400 --seeds 0 1 --out benchmarks/results/sparse_training_set_jax.json
+        --epochs 400 --seeds 0 1 2 3 4 --models set static dense \
+        --out benchmarks/results/sparse_training_set_jax.json
+    .venv/bin/python benchmarks/sparse_training_set.py --summarize \
+        benchmarks/results/sparse_training_set_*_jax.json   # one row per model
 
 The setting of Mocanu et al.'s IJCAI-2019 tutorial (`set_mlp.py`,
 `fixprob_mlp.py`, `fc_mlp.py`): 2,000 training and 1,000 test images chosen
@@ -41,8 +44,9 @@ dense in all three models (epsilon = 13 gives p = 1.3 there, capped at 1;
 the tutorial's sampling with replacement gives about 73 %); SET drops by
 `|w|` over all weights instead of a fraction of the positive and of the
 negative weights, and regrown weights and their momentum start at 0
-(the tutorial draws them N(0, 0.1^2)); Keras's dropout is inverted
-(scaled at training) and masks the backward pass too, the tutorial scales
+(the tutorial draws the weights N(0, 0.1^2); `--regrowth normal` does
+that too); Keras's dropout is inverted (scaled at training) and masks the
+backward pass too, the tutorial scales
 at test and lets the error flow through dropped units. In the dense model
 the bias is `scale * b` with `scale = 40 ** -0.5`, so that it learns at
 1/40 of the kernel's rate, as in `fc_mlp.py` (summed kernel gradient,
@@ -179,6 +183,31 @@ def build(kind: str, seed: int) -> keras.Model:
     return model
 
 
+class TutorialRegrowth(keras.callbacks.Callback):
+    """After each update of `set_callback`, gives the regrown connections
+    N(0, 0.1^2) weights, the tutorial's `randn / 10`, instead of the
+    library's 0 (their momentum stays 0, as in the tutorial)."""
+
+    def __init__(self, set_callback: SET, seed: int):
+        super().__init__()
+        self.set_callback = set_callback
+        self.rng = np.random.default_rng(seed)
+        self._seen = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        history = self.set_callback.history
+        if len(history) == self._seen:
+            return
+        self._seen = len(history)
+        model = self.model  # on JAX: the trainer's state into the variables
+        for name, source in self.set_callback.last_sources.items():
+            layer = model.get_layer(name)
+            grown = np.flatnonzero(np.asarray(source) < 0)
+            values = np.array(keras.ops.convert_to_numpy(layer.kernel_values))
+            values[grown] = self.rng.normal(0.0, 0.1, grown.size)
+            layer.kernel_values.assign(values)
+
+
 def summarize(paths: list[str]) -> None:
     """Markdown rows: model, epochs, seeds, accuracy mean +- sd, seconds per
     run, published, whether the mean is within the published mean +- sd."""
@@ -213,6 +242,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=40)
     parser.add_argument("--out", default=None)
     parser.add_argument(
+        "--regrowth",
+        choices=["zero", "normal"],
+        default="zero",
+        help="weights of regrown SET connections: the library's 0 (default) "
+        "or the tutorial's N(0, 0.1^2) (`TutorialRegrowth`)",
+    )
+    parser.add_argument(
         "--summarize",
         nargs="+",
         metavar="JSON",
@@ -244,6 +280,8 @@ def main() -> None:
                         layers=["hidden1", "hidden2", "hidden3"],
                     )
                 )
+                if args.regrowth == "normal":
+                    callbacks.append(TutorialRegrowth(callbacks[0], seed))
             t0 = time.perf_counter()
             model.fit(
                 xtr,
@@ -267,6 +305,7 @@ def main() -> None:
             }
             if kind == "set":
                 run["set_updates"] = len({r["step"] for r in callbacks[0].history})
+                run["regrowth"] = args.regrowth
             print(run, flush=True)
             runs.append(run)
     summary = {}
@@ -292,7 +331,9 @@ def main() -> None:
             "command": "KERAS_BACKEND="
             + keras.backend.backend()
             + " .venv/bin/python benchmarks/sparse_training_set.py --epochs "
-            + f"{args.epochs} --seeds {' '.join(map(str, args.seeds))}",
+            + f"{args.epochs} --seeds {' '.join(map(str, args.seeds))} "
+            + f"--models {' '.join(args.models)}"
+            + (" --regrowth normal" if args.regrowth == "normal" else ""),
         },
     )
 
