@@ -220,11 +220,14 @@ def summarize(paths: list[str]) -> None:
         setting = data["result"]["setting"].split(" x ")[0]
         backend = data["meta"]["backend"]
         for run in data["result"]["runs"]:
-            runs.setdefault((run["model"], f"{backend}, {setting}"), []).append(run)
+            kind = run["model"]
+            if run.get("regrowth") == "normal":
+                kind += " (regrowth N(0, 0.1^2))"
+            runs.setdefault((kind, f"{backend}, {setting}"), []).append(run)
     for (kind, setting), rs in runs.items():
         accs = [r["test_accuracy"] for r in rs]
         sd = statistics.stdev(accs) if len(accs) > 1 else float("nan")
-        mean, (pub, pub_sd) = statistics.mean(accs), PUBLISHED[kind]
+        mean, (pub, pub_sd) = statistics.mean(accs), PUBLISHED[rs[0]["model"]]
         within = abs(mean - pub) <= pub_sd
         print(
             f"| {kind} | {setting} | {sorted(r['seed'] for r in rs)} | "
