@@ -270,6 +270,8 @@ def write_study_outputs(
                 track_label,
                 os.path.join(tmp, "interferon_activation.png"),
             )
+        if result.curve_tests is not None:
+            info = dict(info, learning_curve=result.curve_tests.to_dict("records"))
         with open(os.path.join(tmp, "run_info.json"), "w") as fh:
             json.dump(info, fh, indent=1, default=str)
         return publish_outputs(tmp, out_dir)

@@ -21,9 +21,10 @@ A learning curve repeats the accuracy comparison with fewer training
 subjects: in every fold, nested subsets of the training subjects
 (stratified by whether a subject has positive samples; the held-out
 subjects stay the same) train `curve_seeds` Reactome networks and the
-first `curve_controls` control hierarchies packed in one model, `seeds`
-dense MLPs and logistic regression; the point "all training subjects" is
-taken from the main fit (the same networks, trained the same way).
+first `curve_controls` control hierarchies packed in one model,
+`curve_seeds` dense MLPs and logistic regression; the point "all training
+subjects" is taken from the main fit (the same networks, trained the same
+way). By default only the real labels get a curve (`curve_labels`).
 """
 
 from __future__ import annotations
@@ -85,9 +86,13 @@ class StudyConfig:
             below "all"; `None`: 3 sizes evenly spaced from 30% of the
             smallest training fold's subjects up to (not including) all of
             them (flu: 4, 7, 10); `()`: no learning curve.
-        curve_seeds: Reactome replicates per fold and size of the curve.
+        curve_seeds: Reactome replicates (and dense MLPs) per fold and size
+            of the curve.
         curve_controls: control hierarchies per fold and size of the curve
             (the first of the study's controls).
+        curve_labels: the label sets with a learning curve: `"real"`,
+            `"planted"` (default: the real labels only; the full study
+            runs both).
         seed: master seed (folds, permutations, controls, weights).
     """
 
@@ -107,6 +112,7 @@ class StudyConfig:
     curve_sizes: tuple[int, ...] | None = None
     curve_seeds: int = 2
     curve_controls: int = 4
+    curve_labels: tuple[str, ...] = ("real",)
     seed: int = 0
 
     def describe(self) -> str:
@@ -126,16 +132,20 @@ class StudyConfig:
             + (
                 ""
                 if self.curve_sizes == ()
-                else f"; learning curve: {self.curve_seeds} Reactome + "
+                else f"; learning curve ({' and '.join(self.curve_labels)} labels): "
+                f"{self.curve_seeds} Reactome + "
                 f"{min(self.curve_controls, self.controls)} control networks, "
-                f"{self.seeds} dense MLPs and logistic regression per fold and size"
+                f"{self.curve_seeds} dense MLPs and logistic regression per fold and "
+                "size"
             )
         )
 
 
 STUDIES = {
     "default": StudyConfig(),
-    "full": StudyConfig(seeds=10, permutations=10, controls=49),
+    "full": StudyConfig(
+        seeds=10, permutations=10, controls=49, curve_labels=("real", "planted")
+    ),
 }
 
 
@@ -408,6 +418,18 @@ def run_study(
         if sizes
         else None
     )
+    # The curve's MLPs: as many as its Reactome replicates (the main fit's
+    # trainer when that is `seeds`, so nothing more is compiled).
+    curve_mlp = mlp
+    if sizes and config.curve_seeds != config.seeds:
+        curve_mlp = PackedTrainer(
+            lambda: _packed_mlp(
+                x.shape[1], levels[0].num_outputs, config, config.curve_seeds
+            ),
+            learning_rate=config.learning_rate,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+        )
     curve_rows: list[dict[str, Any]] = []
     acc_rows: list[dict[str, Any]] = []
     activation_rows: list[dict[str, Any]] = []
@@ -465,13 +487,13 @@ def run_study(
             rows = _baselines(xs, target, train, test, f, config, mlp, which)
             acc_rows += rows
             t_curve = time.perf_counter()
-            if curve_trainer is not None:
+            if curve_trainer is not None and which in config.curve_labels:
                 full = [
                     r for r in acc_rows if (r["labels"], r["fold"]) == (which, f + 1)
                 ]
                 curve_rows += _curve_fold(
                     x, target, y, groups, train, test, f, which, sizes, pad,
-                    config, curve_trainer, mlp, full,
+                    config, curve_trainer, curve_mlp, full,
                 )  # fmt: skip
             t_curve = time.perf_counter() - t_curve
             real_cols = range(n_real if which == "real" else n_real + n_perm)
@@ -487,7 +509,7 @@ def run_study(
                 + (
                     f"; learning curve at {', '.join(map(str, sizes))} subjects "
                     f"{t_curve:.0f} s)"
-                    if curve_trainer is not None
+                    if curve_trainer is not None and which in config.curve_labels
                     else ")"
                 )
             )
@@ -521,8 +543,8 @@ def run_study(
     )
     nodes = nodes.sort_values(["q", "effect"], ascending=[True, False], kind="stable")
     gene_table, gene_summary = _gene_table(
-        levels[0], gene_arms, np.stack(raw_real_genes), positive_genes,
-        planted_nodes, config,
+        levels[0], [c[0] for c in controls], gene_arms, np.stack(raw_real_genes),
+        positive_genes, planted_nodes, config,
     )  # fmt: skip
     # Positive set vs control hierarchies: protocol-matched (replicate 0 of
     # the real hierarchy over the folds vs each control over the folds).
@@ -698,11 +720,13 @@ def _track(
     ]
 
 
-def _packed_mlp(n_inputs: int, units: int, config: StudyConfig) -> keras.Model:
-    """`seeds` dense MLPs (one tanh layer of `units`) packed side by side."""
+def _packed_mlp(
+    n_inputs: int, units: int, config: StudyConfig, replicates: int | None = None
+) -> keras.Model:
+    """`replicates` (default `seeds`) dense MLPs (one tanh layer of `units`)."""
     from keras_sparse.layers.sparse_dense import SparseDense
 
-    S = config.seeds
+    S = config.seeds if replicates is None else replicates
     reg = keras.regularizers.L2(config.l2)
     inputs = keras.Input((n_inputs,))
     h = inputs
@@ -850,6 +874,7 @@ def _planted_summary(
 
 def _gene_table(
     bottom: Connectivity,
+    control_bottoms: Sequence[Connectivity],
     gene_arms: dict[str, list],
     raw_real: np.ndarray,
     positive_genes: set[str] | None,
@@ -860,8 +885,10 @@ def _gene_table(
 
     Only genes with at least one bottom pathway in the real hierarchy are
     listed and tested (the others score exactly 0 there). The comparisons
-    with the control hierarchies rank all inputs, since a control places
-    other genes in pathways.
+    with the control hierarchies rank, in each hierarchy, the genes that
+    have a pathway in it (a control places other genes in pathways; ranking
+    all inputs would count the positive genes without any annotation
+    against the real hierarchy only).
     """
     names = np.array(
         bottom.input_names or [str(i) for i in range(bottom.num_inputs)], dtype=object
@@ -903,10 +930,16 @@ def _gene_table(
     def pooled(arm: str, rep: int) -> np.ndarray:
         return np.mean([s for _, r, s in gene_arms[arm] if r == rep], axis=0)
 
-    if 0 < positive.sum() < positive.size and config.controls:
-        observed = set_auroc(pooled("real", 0), positive)
+    in_control = [c.fan_out > 0 for c in control_bottoms]
+
+    def auroc(scores: np.ndarray, members: np.ndarray, control: int | None) -> float:
+        m = in_h if control is None else in_control[control]
+        return set_auroc(scores[m], members[m])
+
+    if 0 < positive[in_h].sum() < in_h.sum() and config.controls:
+        observed = auroc(pooled("real", 0), positive, None)
         controls = [
-            set_auroc(pooled("control", c), positive) for c in range(config.controls)
+            auroc(pooled("control", c), positive, c) for c in range(config.controls)
         ]
         summary.update(
             positive_auroc=observed,
@@ -915,13 +948,13 @@ def _gene_table(
             positive_p=float(empirical_p(observed, controls)),
         )
     if planted.any() and gene_arms["planted_real"] and config.controls:
-        per = {
-            arm: [set_auroc(s, planted) for _, _, s in gene_arms[f"planted_{arm}"]]
-            for arm in ("real", "control")
-        }
-        observed = set_auroc(pooled("planted_real", 0), planted)
+        per = dict(
+            real=[auroc(s, planted, None) for _, _, s in gene_arms["planted_real"]],
+            control=[auroc(s, planted, c) for _, c, s in gene_arms["planted_control"]],
+        )
+        observed = auroc(pooled("planted_real", 0), planted, None)
         controls = [
-            set_auroc(pooled("planted_control", c), planted)
+            auroc(pooled("planted_control", c), planted, c)
             for c in range(config.controls)
         ]
         summary.update(
@@ -1028,7 +1061,11 @@ def _curve_fold(
             out.append(dict(row, **info))
     n_all = len(np.unique(groups[train]))
     for row in full_rows:
-        limit = dict(real=config.curve_seeds, control=config.curve_controls)
+        limit = {
+            "real": config.curve_seeds,
+            "control": config.curve_controls,
+            "dense MLP": config.curve_seeds,
+        }
         if row["replicate"] < limit.get(row["arm"], row["replicate"] + 1):
             out.append(dict(row, size="all", subjects=n_all, samples=int(train.size)))
     return out

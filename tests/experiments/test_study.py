@@ -38,6 +38,7 @@ def test_study_runs_and_reports_consistent_numbers(tmp_path):
         planted=True,
         planted_pathways=1,
         curve_controls=2,
+        curve_labels=("real", "planted"),
     )
     result = run_study(
         x,
@@ -50,6 +51,7 @@ def test_study_runs_and_reports_consistent_numbers(tmp_path):
         planted_candidates=["P3", "P4"],
         track_node="P0",
         orient_genes=["g0", "g1"],
+        positive_genes={"g0", "g1", "g2", "g3"},
         progress=None,
     )
     s = result.summary
@@ -95,7 +97,11 @@ def test_study_runs_and_reports_consistent_numbers(tmp_path):
     assert genes.score.between(0, 1).all()
     assert s["genes"]["n_genes"] == int(in_h.sum())
     assert s["genes"]["n_significant_q05"] == int((genes.q < 0.05).sum())
-    assert "positive_auroc" not in s["genes"]  # no positive genes declared
+    g = s["genes"]
+    assert g["n_positive"] == int(genes.positive.sum()) <= 4
+    assert 0 <= g["positive_auroc"] <= 1 and g["positive_p"] >= 1 / 4
+    assert 1 <= g["positive_rank"] <= 4
+    assert 0 <= g["planted_real_auroc_mean"] <= 1 and g["planted_empirical_p"] >= 0.25
     # Learning curve: 12 subjects, 3 folds -> 8 training subjects at least:
     # sizes round([0.3, 0.53, 0.77] * 8) = 2, 4, 6, then "all".
     curve = result.curve
@@ -121,3 +127,40 @@ def test_study_runs_and_reports_consistent_numbers(tmp_path):
     assert len(tests) == 8 and set(tests["labels"]) == {"real", "planted"}
     assert tests["p_vs_control"].between(0, 1).all()
     assert (tests["pairs_vs_control"] == 3 * config.curve_seeds).all()
+
+
+def test_study_with_level_heads_and_no_curve():
+    rng = np.random.default_rng(1)
+    groups = np.repeat([f"s{g}" for g in range(8)], 4)
+    status = np.repeat(rng.permutation([0, 1] * 4), 4)
+    x = rng.normal(5.0, 1.0, (32, 20))
+    x[:, :4] += 1.5 * status[:, None]
+    bottom = random_connectivity(20, 6, density=0.3, seed=3, min_fan_in=2)
+    bottom = bottom.with_names([f"g{i}" for i in range(20)], list("ABCDEF"))
+    top = random_connectivity(6, 2, density=0.6, seed=4, min_fan_in=1)
+    top = top.with_names(bottom.output_names, ["T0", "T1"])
+    config = StudyConfig(
+        folds=2,
+        seeds=2,
+        permutations=2,
+        controls=1,
+        epochs=1,
+        ig_steps=2,
+        planted=False,
+        level_heads=True,
+        curve_sizes=(),
+    )
+    result = run_study(
+        x,
+        status,
+        groups,
+        [bottom, top],
+        lambda r: np.repeat(r.permutation(status[::4]), 4),
+        positive=set(),
+        config=config,
+        progress=None,
+    )
+    assert result.curve is None and result.curve_tests is None
+    assert len(result.nodes) == 8 and result.nodes.score.between(0, 1).all()
+    assert len(result.genes) == int((bottom.fan_out > 0).sum())
+    assert "one head per level" in config.describe()
