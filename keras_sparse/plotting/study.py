@@ -345,7 +345,7 @@ def plot_learning_curve(
     fig, axes = plt.subplots(
         2,
         len(label_sets),
-        figsize=(6.6 * len(label_sets), 8.8),
+        figsize=(max(8.5, 6.6 * len(label_sets)), 8.8),
         constrained_layout=True,
         squeeze=False,
         gridspec_kw=dict(height_ratios=[1.25, 1]),
@@ -448,7 +448,7 @@ def plot_learning_curve(
         low, high = dax.get_ylim()
         dax.set_ylim(low - 0.35 * (high - low), high + 0.2 * (high - low))
     fig.suptitle(
-        "Learning curve: Reactome network vs gene-permuted control hierarchies, "
+        "Learning curve: Reactome network vs gene-permuted control hierarchies,\n"
         "dense MLP and logistic regression",
         fontsize=11,
     )
