@@ -350,7 +350,6 @@ def plot_learning_curve(
         squeeze=False,
         gridspec_kw=dict(height_ratios=[1.25, 1]),
     )
-    offsets = dict(zip(CURVE_STYLE, (-0.27, -0.09, 0.09, 0.27), strict=True))
     for col, which in enumerate(label_sets):
         ax, dax = axes[0, col], axes[1, col]
         part = curve[curve["labels"] == which]
@@ -361,6 +360,12 @@ def plot_learning_curve(
                 for s in sizes
             ]
         )
+        # Markers side by side, spaced relative to the x range.
+        unit = max(float(xs.max() - xs.min()), 1.0) / 9.6
+        offsets = {
+            arm: d * unit
+            for arm, d in zip(CURVE_STYLE, (-0.27, -0.09, 0.09, 0.27), strict=True)
+        }
         ticks = [
             s if s != "all" else f"all\n({x:.1f} mean)"
             for s, x in zip(sizes, xs, strict=True)
@@ -404,7 +409,11 @@ def plot_learning_curve(
         ax.legend(fontsize=8, loc="lower right")
         ax.grid(axis="y", lw=0.4, alpha=0.5)
         t = tests[tests["labels"] == which].set_index("size").reindex(sizes)
-        shifts = dict(control=-0.45, **{"dense MLP": 0.0, "logistic regression": 0.45})
+        shifts = {
+            "control": -0.45 * unit,
+            "dense MLP": 0.0,
+            "logistic regression": 0.45 * unit,
+        }
         for other in ("control", "dense MLP", "logistic regression"):
             label, color, marker, _ = CURVE_STYLE[other]
             delta = t[f"delta_vs_{other}"].to_numpy(float)
