@@ -378,22 +378,9 @@ def run_study(
     K = len(chains)
     n_real = config.seeds
     n_perm = config.permutations
-    trainer = PackedTrainer(
-        lambda: build_packed_network(
-            chains,
-            input_dropout=config.input_dropout,
-            l2=config.l2,
-            level_heads=config.level_heads,
-        ),
-        learning_rate=config.learning_rate,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-    )
-    mlp = PackedTrainer(
-        lambda: _packed_mlp(x.shape[1], levels[0].num_outputs, config),
-        learning_rate=config.learning_rate,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
+    trainer = _trainer(_networks(chains, config), config)
+    mlp = _trainer(
+        lambda: _packed_mlp(x.shape[1], levels[0].num_outputs, config), config
     )
     pad = max(len(test) for _, test in splits)
     arms: dict[str, list] = dict(
@@ -403,32 +390,16 @@ def run_study(
     raw_real, raw_real_genes = [], []
     sizes = _curve_sizes(config, splits, groups)
     curve_chains = [levels] * config.curve_seeds + controls[: config.curve_controls]
-    curve_trainer = (
-        PackedTrainer(
-            lambda: build_packed_network(
-                curve_chains,
-                input_dropout=config.input_dropout,
-                l2=config.l2,
-                level_heads=config.level_heads,
-            ),
-            learning_rate=config.learning_rate,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-        )
-        if sizes
-        else None
-    )
+    curve_trainer = _trainer(_networks(curve_chains, config), config) if sizes else None
     # The curve's MLPs: as many as its Reactome replicates (the main fit's
     # trainer when that is `seeds`, so nothing more is compiled).
     curve_mlp = mlp
     if sizes and config.curve_seeds != config.seeds:
-        curve_mlp = PackedTrainer(
+        curve_mlp = _trainer(
             lambda: _packed_mlp(
                 x.shape[1], levels[0].num_outputs, config, config.curve_seeds
             ),
-            learning_rate=config.learning_rate,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
+            config,
         )
     curve_rows: list[dict[str, Any]] = []
     acc_rows: list[dict[str, Any]] = []
@@ -612,6 +583,27 @@ def run_study(
         curve=curve,
         curve_tests=curve_tests,
         summary=summary,
+    )
+
+
+def _networks(
+    chains: Sequence[Sequence[Connectivity]], config: StudyConfig
+) -> Callable[[], keras.Model]:
+    """Builds the packed model of `chains` with the study's settings."""
+    return lambda: build_packed_network(
+        chains,
+        input_dropout=config.input_dropout,
+        l2=config.l2,
+        level_heads=config.level_heads,
+    )
+
+
+def _trainer(build: Callable[[], keras.Model], config: StudyConfig) -> PackedTrainer:
+    return PackedTrainer(
+        build,
+        learning_rate=config.learning_rate,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
     )
 
 
