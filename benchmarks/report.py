@@ -252,7 +252,13 @@ def fit_section(results):
                      + ", ".join(f"{r['meta']['backend']} {r['result']['load_average'][0]:.1f}"
                                  for r in results) + ".")
         lines.append("")
+        lines += _remarks(results)
     return lines
+
+
+def _remarks(results):
+    remarks = sorted({res["result"]["remark"] for res in results if res["result"].get("remark")})
+    return [f"Note: {r}" for r in remarks] + ([""] if remarks else [])
 
 
 def threads_section(results):
@@ -293,6 +299,7 @@ def threads_section(results):
             f"{res['meta']['backend']} {res['result']['load_average_at_start'][0]:.1f}"
             for res in results) + ".")
         lines.append("")
+        lines += _remarks(results)
     return lines
 
 
