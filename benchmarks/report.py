@@ -244,21 +244,24 @@ def fit_section(results):
                 f" {by['keras_dense']['epoch_s']:.3f} | {ratio:.2f} |"
                 f" {'met' if ratio >= target else 'missed'} ({target}x) |"
             )
+    return (lines if results else lines[:-2]) + _closing(results, "load_average", "during the runs")
+
+
+def _closing(results, load_key, when):
+    """The end of a section: "not run yet" in place of its empty table, or the
+    environments, the load average of each run and the runs' remarks."""
     if not results:
-        lines = lines[:-2] + ["Not run yet: `bash benchmarks/run_all.sh` writes it.", ""]
-    else:
-        lines += _env_footer(results)
-        lines.append(f"Load average during the runs: "
-                     + ", ".join(f"{r['meta']['backend']} {r['result']['load_average'][0]:.1f}"
-                                 for r in results) + ".")
-        lines.append("")
-        lines += _remarks(results)
-    return lines
-
-
-def _remarks(results):
+        return ["Not run yet: `bash benchmarks/run_all.sh` writes it.", ""]
+    loads = ", ".join(
+        f"{res['meta']['backend']} {res['result'][load_key][0]:.1f}" for res in results
+    )
     remarks = sorted({res["result"]["remark"] for res in results if res["result"].get("remark")})
-    return [f"Note: {r}" for r in remarks] + ([""] if remarks else [])
+    return (
+        _env_footer(results)
+        + [f"Load average {when}: {loads}.", ""]
+        + [f"Note: {r}" for r in remarks]
+        + ([""] if remarks else [])
+    )
 
 
 def threads_section(results):
@@ -291,16 +294,9 @@ def threads_section(results):
                     f" {case['after_steps_ms'][op]:.3f} | {case['floor_ms'][op]:.3f} |"
                     f" {_ms(ratio, '-')} | {case['fresh_over_floor'][op]:.2f} |"
                 )
-    if not results:
-        lines = lines[:-2] + ["Not run yet: `bash benchmarks/run_all.sh` writes it.", ""]
-    else:
-        lines += _env_footer(results)
-        lines.append("Load average at the start of each run: " + ", ".join(
-            f"{res['meta']['backend']} {res['result']['load_average_at_start'][0]:.1f}"
-            for res in results) + ".")
-        lines.append("")
-        lines += _remarks(results)
-    return lines
+    return (lines if results else lines[:-2]) + _closing(
+        results, "load_average_at_start", "at the start of each run"
+    )
 
 
 def main():

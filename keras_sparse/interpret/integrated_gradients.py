@@ -22,6 +22,14 @@ __all__ = [
 INPUTS = "inputs"
 
 
+def _check_steps(steps: Any) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(
+            "Received an invalid value for `steps`, expected a positive integer. "
+            f"Received: steps={steps!r}"
+        )
+
+
 def integrated_gradients(
     fn: Callable[[Any], Any],
     x: Any,
@@ -61,11 +69,7 @@ def integrated_gradients(
         Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks",
         ICML 2017.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(
-            "Received an invalid value for `steps`, expected a positive integer. "
-            f"Received: steps={steps!r}"
-        )
+    _check_steps(steps)
     x = np.asarray(x, dtype=np.float64)
     baseline = np.broadcast_to(np.asarray(baseline, dtype=np.float64), x.shape)
     if x.ndim != 2:
@@ -271,11 +275,7 @@ def input_attributions(
     References:
         Sundararajan et al., ICML 2017.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(
-            "Received an invalid value for `steps`, expected a positive integer. "
-            f"Received: steps={steps!r}"
-        )
+    _check_steps(steps)
     levels = pathway_levels(model)
     first = model.get_layer(levels[0])
     units = int(first.units)
