@@ -45,7 +45,15 @@ except ImportError:  # pragma: no cover - exercised only without numba
     numba = None  # type: ignore[assignment]
     _HAVE_NUMBA = False
 
-__all__ = ["available", "CSRPlan", "spmm", "spmm_t", "sddmm"]
+__all__ = [
+    "available",
+    "CSRPlan",
+    "kernel_thread",
+    "set_kernel_thread",
+    "spmm",
+    "spmm_t",
+    "sddmm",
+]
 
 # Numba's fast-math flags without `nnan`/`ninf`: NaN and inf propagate as
 # IEEE arithmetic says, so a non-finite input reaches exactly the outputs it
@@ -269,7 +277,21 @@ def set_kernel_thread(on: bool) -> None:
 
     The calling thread waits for the result; the kernels release the GIL.
     The XLA FFI path (JAX) calls the kernels in place and is not affected.
-    Measured by `benchmarks/kernel_threads.py`.
+    Off by default: on the 2-core machine it changed a 9180 -> 230 training
+    step by 1.01x (TensorFlow) and 1.02x (PyTorch)
+    (`benchmarks/kernel_threads.py`, docs/benchmarks.md); it is kept to
+    measure machines with more cores.
+
+    Args:
+        on: bool, whether to launch from the kernel thread.
+
+    Example:
+
+    >>> from keras_sparse.ops import csr_cpu
+    >>> csr_cpu.set_kernel_thread(True); csr_cpu.kernel_thread()
+    True
+    >>> csr_cpu.set_kernel_thread(False); csr_cpu.kernel_thread()
+    False
     """
     _KERNEL_THREAD["on"] = bool(on)
 
