@@ -93,7 +93,7 @@ def kernel_calls(case: dict, seed: int = 0):
         case["n_in"], case["n_out"], density=case["density"], seed=seed
     )
     plan = csr_cpu.CSRPlan.from_connectivity(conn)
-    indptr, indices, perm, active = plan.arrays
+    indptr, indices, perm = plan.arrays
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((case["batch"], case["n_in"])).astype(np.float32)
     dy = rng.standard_normal((case["batch"], case["n_out"])).astype(np.float32)

@@ -212,7 +212,7 @@ class SparseDense(ConnectivityLayer):
         if "indptr" in getattr(self, "_index_variables", {}) or (
             self.mutable_connectivity and self._resolve() == "csr"
         ):
-            csr = csr_cpu.CSRPlan.from_connectivity(conn, all_inputs_active=True)
+            csr = csr_cpu.CSRPlan.from_connectivity(conn)
             arrays.update(indptr=csr.indptr, indices=csr.indices, perm=csr.perm)
         return arrays
 

@@ -10,15 +10,20 @@ A training step of a sparse layer needs three products, each
 
 All three walk `W` input by input (CSR of the `(num_inputs, num_outputs)`
 kernel) over a block of samples at a time. The block's slice of the dense
-side is transposed on the fly, a small tile at a time, into a buffer that
-stays in cache, so every connection is one vectorized multiply-add over the
-block's samples and no transposed copy of `x`, `dy` or `dx` is ever
-written to memory. Inputs without a connection are skipped. Threads own
-disjoint sample blocks (forward, input gradient) or disjoint inputs (value
-gradient), so no two threads write the same memory. Memory beyond the
-arrays handed in and out is `O(num_outputs * block)` per thread. The values
-stay in the layer's canonical order and the kernels read them through the
-plan's permutation, so a call does no `O(nnz)` work outside the kernels.
+side is transposed on the fly, a tile of 128 inputs (64 in float64) at a
+time, into a buffer that stays in cache, so every connection is one
+vectorized multiply-add over the block's samples and no transposed copy of
+`x`, `dy` or `dx` is ever written to memory. The transposes themselves run
+in SIMD registers, 16 x 16 float32 (8 x 8 float64) elements at a time: a
+Numba intrinsic emits the vector loads, the `log2(16)` rounds of two-source
+shuffles and the vector stores (an element-by-element transpose cost more
+than all the multiply-adds of a 1 % layer). Tiles of inputs without a
+connection are skipped. Threads own disjoint sample blocks (forward, input
+gradient) or disjoint input tiles (value gradient), so no two threads write
+the same memory. Memory beyond the arrays handed in and out is
+`O(num_outputs * block)` per thread. The values stay in the layer's
+canonical order and the kernels read them through the plan's permutation,
+so a call does no `O(nnz)` work outside the kernels.
 
 The three products are named as in sparse linear algebra: `spmm` (sparse
 times dense, `x @ W`), `spmm_t` (`dy @ W.T`) and `sddmm` (sampled
@@ -59,8 +64,12 @@ __all__ = [
 # IEEE arithmetic says, so a non-finite input reaches exactly the outputs it
 # is connected to, on every kernel (tests/layers/test_dense_parity.py).
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-# Inputs transposed together into the cache-resident tile.
-_TILE = 16
+# Bytes of one SIMD register: a square tile of 64 // itemsize elements (16
+# float32, 8 float64) is transposed in registers.
+_VECTOR_BYTES = 64
+# Bytes of one row of the cache-resident tile (inputs per tile: 128 float32,
+# 64 float64); wider tiles write `dx` in longer runs of each row.
+_TILE_BYTES = 512
 # Largest sample block: `num_outputs * block` accumulators per thread.
 _MAX_BLOCK = 128
 
@@ -71,57 +80,143 @@ def available() -> bool:
 
 
 if _HAVE_NUMBA:
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.core.extending import intrinsic
+
+    @intrinsic
+    def _transpose_square(typingctx, src, r0, c0, dst, d0, e0):  # type: ignore[no-untyped-def]
+        # dst[d0 + j, e0 + t] = src[r0 + t, c0 + j] for t, j < n, n * itemsize
+        # = 64: n vector loads, log2(n) rounds of two-source shuffles (each
+        # swaps the off-diagonal blocks of size h), n vector stores. Both
+        # arrays 2-D, C-contiguous, same float dtype; no bounds check.
+        if not (
+            isinstance(src, types.Array)
+            and isinstance(dst, types.Array)
+            and src.ndim == dst.ndim == 2
+            and src.layout == dst.layout == "C"
+            and src.dtype == dst.dtype
+            and isinstance(src.dtype, types.Float)
+        ):
+            return None
+        itemsize = src.dtype.bitwidth // 8
+        n = _VECTOR_BYTES // itemsize
+        sig = types.void(src, types.intp, types.intp, dst, types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            intp = context.get_value_type(types.intp)
+            vec = ir.VectorType(context.get_data_type(signature.args[0].dtype), n)
+            byte_ptr = ir.IntType(8).as_pointer()
+
+            def vector(which, t):  # pointer to array[r + t, c:c + n]
+                # which = 0: (src, r0, c0); which = 3: (dst, d0, e0)
+                array_type = signature.args[which]
+                value, r, c = args[which], args[which + 1], args[which + 2]
+                array = context.make_array(array_type)(context, builder, value)
+                stride = cgutils.unpack_tuple(builder, array.strides, 2)[0]
+                r = builder.add(r, ir.Constant(intp, t))
+                offset = builder.add(
+                    builder.mul(r, stride), builder.mul(c, ir.Constant(intp, itemsize))
+                )
+                base = builder.bitcast(array.data, byte_ptr)
+                return builder.bitcast(builder.gep(base, [offset]), vec.as_pointer())
+
+            rows = [builder.load(vector(0, t), align=itemsize) for t in range(n)]
+            mask = ir.VectorType(ir.IntType(32), n)
+            h = n // 2
+            while h:
+                low = [c if c & h == 0 else n + c - h for c in range(n)]
+                high = [c + h if c & h == 0 else n + c for c in range(n)]
+                for r in range(n):
+                    if r & h == 0:
+                        a, b = rows[r], rows[r + h]
+                        rows[r] = builder.shuffle_vector(a, b, ir.Constant(mask, low))
+                        rows[r + h] = builder.shuffle_vector(
+                            a, b, ir.Constant(mask, high)
+                        )
+                h //= 2
+            for j in range(n):
+                builder.store(rows[j], vector(3, j), align=itemsize)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @numba.njit(fastmath=_FASTMATH, cache=True, nogil=True)
+    def _load_tile(a, b0, nb, i0, ni, tile):  # pragma: no cover
+        # tile[j, t] = a[b0 + t, i0 + j] for j < ni, t < nb.
+        n = _VECTOR_BYTES // a.itemsize
+        nbw = nb - nb % n
+        niw = ni - ni % n
+        for q in range(0, niw, n):
+            for t0 in range(0, nbw, n):
+                _transpose_square(a, b0 + t0, i0 + q, tile, q, t0)
+        for t in range(nbw, nb):
+            for j in range(niw):
+                tile[j, t] = a[b0 + t, i0 + j]
+        for t in range(nb):
+            for j in range(niw, ni):
+                tile[j, t] = a[b0 + t, i0 + j]
+
+    @numba.njit(fastmath=_FASTMATH, cache=True, nogil=True)
+    def _store_tile(tile, ni, nb, out, b0, i0):  # pragma: no cover
+        # out[b0 + t, i0 + j] = tile[j, t] for j < ni, t < nb.
+        n = _VECTOR_BYTES // tile.itemsize
+        nbw = nb - nb % n
+        niw = ni - ni % n
+        for t0 in range(0, nbw, n):
+            for q in range(0, niw, n):
+                _transpose_square(tile, q, t0, out, b0 + t0, i0 + q)
+        for t in range(nbw, nb):
+            for j in range(niw):
+                out[b0 + t, i0 + j] = tile[j, t]
+        for t in range(nb):
+            for j in range(niw, ni):
+                out[b0 + t, i0 + j] = tile[j, t]
 
     @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True, nogil=True)
-    def _forward(
-        x, indptr, indices, values, perm, active, n_out, blk, out
-    ):  # pragma: no cover
-        # out[b, o] = sum over connections (i -> o) of values * x[b, i]; input-major
-        # CSR (indptr/indices by input), `values` canonical and read through
-        # `perm`, `active` = inputs with connections.
-        batch = x.shape[0]
-        n_active = active.size
+    def _forward(x, indptr, indices, values, perm, n_out, blk, out):  # pragma: no cover
+        # out[b, o] = sum over connections (i -> o) of values * x[b, i];
+        # input-major CSR (indptr/indices by input), `values` canonical and
+        # read through `perm`. Tiles of inputs without a connection are skipped.
+        batch, n_in = x.shape
+        width = _TILE_BYTES // x.itemsize
         for bb in numba.prange((batch + blk - 1) // blk):
             b0 = bb * blk
             nb = min(blk, batch - b0)
             acc = np.zeros((n_out, nb), dtype=x.dtype)
-            tile = np.empty((_TILE, nb), dtype=x.dtype)
-            for a0 in range(0, n_active, _TILE):
-                na = min(_TILE, n_active - a0)
-                for t in range(nb):
-                    xr = x[b0 + t]
-                    for j in range(na):
-                        tile[j, t] = xr[active[a0 + j]]
-                for j in range(na):
-                    i = active[a0 + j]
+            tile = np.empty((width, nb), dtype=x.dtype)
+            for i0 in range(0, n_in, width):
+                ni = min(width, n_in - i0)
+                if indptr[i0 + ni] == indptr[i0]:
+                    continue
+                _load_tile(x, b0, nb, i0, ni, tile)
+                for j in range(ni):
+                    i = i0 + j
                     xs = tile[j]
                     for k in range(indptr[i], indptr[i + 1]):
                         v = values[perm[k]]
                         row = acc[indices[k]]
                         for t in range(nb):
                             row[t] += v * xs[t]
-            for t in range(nb):
-                orow = out[b0 + t]
-                for o in range(n_out):
-                    orow[o] = acc[o, t]
+            _store_tile(acc, n_out, nb, out, b0, 0)
 
     @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True, nogil=True)
     def _input_grad(
         dy, indptr, indices, values, perm, n_in, blk, out
     ):  # pragma: no cover
-        # out[b, i] = sum over connections (i -> o) of values * dy[b, o]; `values`
-        # canonical, read through `perm`.
+        # out[b, i] = sum over connections (i -> o) of values * dy[b, o];
+        # `values` canonical, read through `perm`.
         batch, n_out = dy.shape
+        width = _TILE_BYTES // dy.itemsize
         for bb in numba.prange((batch + blk - 1) // blk):
             b0 = bb * blk
             nb = min(blk, batch - b0)
             dyt = np.empty((n_out, nb), dtype=dy.dtype)
-            for t in range(nb):
-                for o in range(n_out):
-                    dyt[o, t] = dy[b0 + t, o]
-            tile = np.empty((_TILE, nb), dtype=dy.dtype)
-            for i0 in range(0, n_in, _TILE):
-                ni = min(_TILE, n_in - i0)
+            _load_tile(dy, b0, nb, 0, n_out, dyt)
+            tile = np.empty((width, nb), dtype=dy.dtype)
+            for i0 in range(0, n_in, width):
+                ni = min(width, n_in - i0)
                 for j in range(ni):
                     acc = tile[j]
                     acc[:] = 0
@@ -131,44 +226,39 @@ if _HAVE_NUMBA:
                         d = dyt[indices[k]]
                         for t in range(nb):
                             acc[t] += v * d[t]
-                for t in range(nb):
-                    orow = out[b0 + t]
-                    for j in range(ni):
-                        orow[i0 + j] = tile[j, t]
+                _store_tile(tile, ni, nb, out, b0, i0)
 
     @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True, nogil=True)
     def _values_grad(
-        x, dy, indptr, indices, perm, active, blk, n_chunks, out
+        x, dy, indptr, indices, perm, blk, n_chunks, out
     ):  # pragma: no cover
-        # out[perm[k]] = sum_b x[b, i] * dy[b, indices[k]] for connection k of input i.
-        batch = x.shape[0]
+        # out[perm[k]] = sum_b x[b, i] * dy[b, indices[k]] for connection k of
+        # input i. Threads own chunks of input tiles.
+        batch, n_in = x.shape
         n_out = dy.shape[1]
+        width = _TILE_BYTES // x.itemsize
         nblk = (batch + blk - 1) // blk
         dyt = np.empty((nblk, n_out, blk), dtype=dy.dtype)
         for bb in numba.prange(nblk):
             b0 = bb * blk
-            for t in range(min(blk, batch - b0)):
-                for o in range(n_out):
-                    dyt[bb, o, t] = dy[b0 + t, o]
-        n_active = active.size
-        size = (n_active + n_chunks - 1) // n_chunks
+            _load_tile(dy, b0, min(blk, batch - b0), 0, n_out, dyt[bb])
+        n_tiles = (n_in + width - 1) // width
+        size = (n_tiles + n_chunks - 1) // n_chunks
         for c in numba.prange(n_chunks):
-            tile = np.empty((_TILE, blk), dtype=x.dtype)
-            for a0 in range(c * size, min((c + 1) * size, n_active), _TILE):
-                na = min(_TILE, min((c + 1) * size, n_active) - a0)
-                for j in range(na):
-                    i = active[a0 + j]
-                    for k in range(indptr[i], indptr[i + 1]):
-                        out[perm[k]] = 0
+            tile = np.empty((width, blk), dtype=x.dtype)
+            for q in range(c * size, min((c + 1) * size, n_tiles)):
+                i0 = q * width
+                ni = min(width, n_in - i0)
+                if indptr[i0 + ni] == indptr[i0]:
+                    continue
+                for k in range(indptr[i0], indptr[i0 + ni]):
+                    out[perm[k]] = 0
                 for bb in range(nblk):
                     b0 = bb * blk
                     nb = min(blk, batch - b0)
-                    for t in range(nb):
-                        xr = x[b0 + t]
-                        for j in range(na):
-                            tile[j, t] = xr[active[a0 + j]]
-                    for j in range(na):
-                        i = active[a0 + j]
+                    _load_tile(x, b0, nb, i0, ni, tile)
+                    for j in range(ni):
+                        i = i0 + j
                         xs = tile[j]
                         for k in range(indptr[i], indptr[i + 1]):
                             d = dyt[bb, indices[k]]
@@ -188,9 +278,6 @@ class CSRPlan:
         indices: `(nnz,)` output of each connection, in input-major order.
         perm: `(nnz,)` canonical (output-major) position of each input-major
             connection: `values[perm]` is input-major.
-        active: inputs that have at least one connection, ascending (all
-            inputs with `all_inputs_active=True`, which keeps the array's size
-            fixed when the connectivity may change).
     """
 
     def __init__(
@@ -198,7 +285,6 @@ class CSRPlan:
         input_indices: np.ndarray,
         output_indices: np.ndarray,
         shape: tuple[int, int],
-        all_inputs_active: bool = False,
     ) -> None:
         n_in, n_out = int(shape[0]), int(shape[1])
         nnz = int(np.asarray(input_indices).size)
@@ -215,20 +301,13 @@ class CSRPlan:
         fan_out = np.bincount(rows, minlength=n_in)
         self.indptr = np.zeros(n_in + 1, dtype=index)
         np.cumsum(fan_out, out=self.indptr[1:])
-        if all_inputs_active:
-            self.active = np.arange(n_in, dtype=index)
-        else:
-            self.active = np.flatnonzero(fan_out).astype(index)
 
     @classmethod
-    def from_connectivity(
-        cls, connectivity: Any, all_inputs_active: bool = False
-    ) -> CSRPlan:
+    def from_connectivity(cls, connectivity: Any) -> CSRPlan:
         return cls(
             connectivity.input_indices,
             connectivity.output_indices,
             connectivity.shape,
-            all_inputs_active,
         )
 
     @property
@@ -236,9 +315,9 @@ class CSRPlan:
         return int(self.indices.size)
 
     @property
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """`(indptr, indices, perm, active)`, the index operands of the kernels."""
-        return self.indptr, self.indices, self.perm, self.active
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`(indptr, indices, perm)`, the index operands of the kernels."""
+        return self.indptr, self.indices, self.perm
 
 
 def block(batch: int) -> int:
@@ -254,7 +333,7 @@ def sddmm_block(batch: int) -> int:
 
 
 def chunks() -> int:
-    """Input chunks of `sddmm` (threads own chunks)."""
+    """Chunks of input tiles in `sddmm` (threads own chunks)."""
     return 4 * max(1, numba.get_num_threads())
 
 
@@ -326,7 +405,6 @@ def spmm(
     indptr: np.ndarray,
     indices: np.ndarray,
     perm: np.ndarray,
-    active: np.ndarray,
     num_outputs: int,
 ) -> np.ndarray:
     """`x @ W`: `x` `(batch, num_inputs)` -> `(batch, num_outputs)`.
@@ -344,7 +422,6 @@ def spmm(
         indices,
         v,
         perm,
-        active,
         int(num_outputs),
         block(x.shape[0]),
         out,
@@ -384,7 +461,6 @@ def sddmm(
     indptr: np.ndarray,
     indices: np.ndarray,
     perm: np.ndarray,
-    active: np.ndarray,
 ) -> np.ndarray:
     """`out[e] = sum_b x[b, i_e] * dy[b, j_e]` -> `(nnz,)`, canonical order.
 
@@ -399,7 +475,6 @@ def sddmm(
         indptr,
         indices,
         perm,
-        active,
         sddmm_block(x.shape[0]),
         chunks(),
         out,

@@ -92,7 +92,7 @@ class MatmulPlan:
             dense kernel, no index is needed).
         input_indices, output_indices: `(nnz,)` integer tensors (or
             variables) in canonical order.
-        csr_arrays: `(indptr, indices, perm, active)` for `"csr"`, else
+        csr_arrays: `(indptr, indices, perm)` for `"csr"`, else
             `None`.
     """
 
@@ -180,8 +180,8 @@ def make_plan(
             `choose_implementation`).
         sources: for a connectivity that changes during training, the
             layer's integer variables `input_indices`, `output_indices` and,
-            for `"csr"`, `indptr`, `indices`, `perm` (with every input
-            active); `None` for a fixed connectivity (constants).
+            for `"csr"`, `indptr`, `indices`, `perm`; `None` for a fixed
+            connectivity (constants).
 
     Returns:
         The plan.
@@ -195,12 +195,7 @@ def make_plan(
     if sources is not None:
         rows, cols = sources["input_indices"], sources["output_indices"]
         if impl == "csr":
-            csr_arrays = (
-                sources["indptr"],
-                sources["indices"],
-                sources["perm"],
-                backend.host_constant(np.arange(n_in, dtype=np.int32)),
-            )
+            csr_arrays = (sources["indptr"], sources["indices"], sources["perm"])
     else:
         index = np.int32 if max(n_in, n_out) < 2**31 else np.int64
         rows = backend.host_constant(connectivity.input_indices.astype(index))

@@ -57,13 +57,13 @@ def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:
     Args:
         x: `(batch, num_inputs)` float tensor.
         values: `(nnz,)` tensor in canonical order, `x`'s dtype.
-        arrays: `(indptr, indices, perm, active)` of a `csr_cpu.CSRPlan`.
+        arrays: `(indptr, indices, perm)` of a `csr_cpu.CSRPlan`.
         shape: `(num_inputs, num_outputs)`.
 
     Returns:
         `(batch, num_outputs)` tensor of `x`'s dtype.
     """
-    indptr, indices, perm, _active = arrays
+    indptr, indices, perm = arrays
     nnz = perm.shape[0]
     # Input of each input-major connection, with a static shape (nnz,).
     rows = (

@@ -11,7 +11,7 @@ imports from `portable` the ones it does not do differently:
   (`keras_sparse.ops.csr_cpu`) can run (Numba present, CPU placement);
 - `csr_matmul(x, values, arrays, shape)`: `x @ W` for 2-D `x` through
   those kernels, differentiable to any order in `x` and `values`; `arrays`
-  are the index operands `(indptr, indices, perm, active)` of a
+  are the index operands `(indptr, indices, perm)` of a
   `csr_cpu.CSRPlan` (NumPy constants, or integer variables for a
   connectivity that changes during training);
 - `densify(values, pairs, shape)`: the dense `(num_inputs, num_outputs)`

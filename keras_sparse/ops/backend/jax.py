@@ -17,7 +17,7 @@ custom calls (`jax_ffi`, float32, int32 indices), through
 portable formulas when lowering for export (`jax.export`, `model.export`),
 so an exported model carries no custom call and runs anywhere.
 
-The index operands (`indptr, indices, perm, active`, see
+The index operands (`indptr, indices, perm`, see
 `keras_sparse.ops.csr_cpu.CSRPlan`) are ordinary operands: constants for a
 fixed connectivity, variables for one that changes during training (no
 retrace when they change).
@@ -83,7 +83,7 @@ def _portable(name: str, *args: Any, **params: Any) -> Any:
     import jax.numpy as jnp
 
     if name == "spmm":
-        x, v, indptr, indices, perm, _active = args
+        x, v, indptr, indices, perm = args
         rows = jnp.searchsorted(indptr, jnp.arange(perm.shape[0]), side="right") - 1
         contrib = jnp.take(x, rows, axis=1) * jnp.take(v, perm)[None, :]
         out = jnp.zeros((x.shape[0], params["n_out"]), x.dtype)
@@ -94,7 +94,7 @@ def _portable(name: str, *args: Any, **params: Any) -> Any:
         contrib = jnp.take(dy, indices, axis=1) * jnp.take(v, perm)[None, :]
         out = jnp.zeros((dy.shape[0], params["n_in"]), dy.dtype)
         return out.at[:, rows].add(contrib)
-    x, dy, indptr, indices, perm, _active = args
+    x, dy, indptr, indices, perm = args
     rows = jnp.searchsorted(indptr, jnp.arange(perm.shape[0]), side="right") - 1
     prod = jnp.sum(jnp.take(x, rows, axis=1) * jnp.take(dy, indices, axis=1), axis=0)
     return jnp.zeros(perm.shape[0], x.dtype).at[perm].set(prod)
@@ -103,10 +103,10 @@ def _portable(name: str, *args: Any, **params: Any) -> Any:
 def _host(name: str, *args: Any, **params: Any) -> np.ndarray:
     a = [np.asarray(arg) for arg in args]
     if name == "spmm":
-        return csr_cpu.spmm(a[0], a[1], a[2], a[3], a[4], a[5], params["n_out"])
+        return csr_cpu.spmm(a[0], a[1], a[2], a[3], a[4], params["n_out"])
     if name == "spmm_t":
         return csr_cpu.spmm_t(a[0], a[1], a[2], a[3], a[4], params["n_in"])
-    return csr_cpu.sddmm(a[0], a[1], a[2], a[3], a[4], a[5])
+    return csr_cpu.sddmm(a[0], a[1], a[2], a[3], a[4])
 
 
 def _out_aval(name: str, *avals: Any, **params: Any) -> Any:
@@ -184,15 +184,11 @@ def _primitives() -> dict[str, Any]:
 
     spmm, spmm_t, sddmm = _PRIMS["spmm"], _PRIMS["spmm_t"], _PRIMS["sddmm"]
 
-    def n_in_of(indptr: Any) -> int:
-        return int(indptr.shape[0]) - 1
-
     # JVPs: bilinear, so the tangent is the op applied to each tangent.
     ad.defjvp(
         spmm,
         lambda g, x, v, *idx, n_out: spmm.bind(g, v, *idx, n_out=n_out),
         lambda g, x, v, *idx, n_out: spmm.bind(x, g, *idx, n_out=n_out),
-        None,
         None,
         None,
         None,
@@ -212,15 +208,7 @@ def _primitives() -> dict[str, Any]:
         None,
         None,
         None,
-        None,
     )
-
-    def active_of(indptr: Any) -> Any:
-        import jax.numpy as jnp
-
-        # Every input: correct whatever the connectivity (inputs without a
-        # connection cost one pointer comparison).
-        return jnp.arange(n_in_of(indptr), dtype=indptr.dtype)
 
     def spmm_transpose(
         ct: Any,
@@ -229,7 +217,6 @@ def _primitives() -> dict[str, Any]:
         indptr: Any,
         indices: Any,
         perm: Any,
-        active: Any,
         *,
         n_out: int,
     ) -> list[Any]:
@@ -238,8 +225,8 @@ def _primitives() -> dict[str, Any]:
         if ad.is_undefined_primal(x):
             dx = spmm_t.bind(ct, v, indptr, indices, perm, n_in=x.aval.shape[1])
         if ad.is_undefined_primal(v):
-            dv = sddmm.bind(x, ct, indptr, indices, perm, active)
-        return [dx, dv, None, None, None, None]
+            dv = sddmm.bind(x, ct, indptr, indices, perm)
+        return [dx, dv, None, None, None]
 
     def spmm_t_transpose(
         ct: Any, dy: Any, v: Any, indptr: Any, indices: Any, perm: Any, *, n_in: int
@@ -247,25 +234,21 @@ def _primitives() -> dict[str, Any]:
         ct = ad.instantiate_zeros(ct)
         ddy = dv = None
         if ad.is_undefined_primal(dy):
-            ddy = spmm.bind(
-                ct, v, indptr, indices, perm, active_of(indptr), n_out=dy.aval.shape[1]
-            )
+            ddy = spmm.bind(ct, v, indptr, indices, perm, n_out=dy.aval.shape[1])
         if ad.is_undefined_primal(v):
-            dv = sddmm.bind(ct, dy, indptr, indices, perm, active_of(indptr))
+            dv = sddmm.bind(ct, dy, indptr, indices, perm)
         return [ddy, dv, None, None, None]
 
     def sddmm_transpose(
-        ct: Any, x: Any, dy: Any, indptr: Any, indices: Any, perm: Any, active: Any
+        ct: Any, x: Any, dy: Any, indptr: Any, indices: Any, perm: Any
     ) -> list[Any]:
         ct = ad.instantiate_zeros(ct)
         dx = ddy = None
         if ad.is_undefined_primal(x):
             dx = spmm_t.bind(dy, ct, indptr, indices, perm, n_in=x.aval.shape[1])
         if ad.is_undefined_primal(dy):
-            ddy = spmm.bind(
-                x, ct, indptr, indices, perm, active, n_out=dy.aval.shape[1]
-            )
-        return [dx, ddy, None, None, None, None]
+            ddy = spmm.bind(x, ct, indptr, indices, perm, n_out=dy.aval.shape[1])
+        return [dx, ddy, None, None, None]
 
     ad.primitive_transposes[spmm] = spmm_transpose
     ad.primitive_transposes[spmm_t] = spmm_t_transpose

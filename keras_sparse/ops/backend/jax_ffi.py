@@ -143,17 +143,16 @@ if csr_cpu.available():
 
     @numba.cfunc(handler)
     def forward(frame):  # pragma: no cover - compiled
-        # args: x, values (canonical), indptr, indices, perm, active, meta
+        # args: x, values (canonical), indptr, indices, perm, meta
         if skip(frame):
             return 0
-        meta = i32_1d(arg(frame, 6))
+        meta = i32_1d(arg(frame, 5))
         csr_cpu._forward(
             f32_2d(arg(frame, 0)),
             i32_1d(arg(frame, 2)),
             i32_1d(arg(frame, 3)),
             f32_1d(arg(frame, 1)),
             i32_1d(arg(frame, 4)),
-            i32_1d(arg(frame, 5)),
             meta[1],
             meta[2],
             f32_2d(ret(frame, 0)),
@@ -180,10 +179,10 @@ if csr_cpu.available():
 
     @numba.cfunc(handler)
     def values_grad(frame):  # pragma: no cover - compiled
-        # args: x, dy, indptr, indices, perm, active, meta
+        # args: x, dy, indptr, indices, perm, meta
         if skip(frame):
             return 0
-        meta = i32_1d(arg(frame, 6))
+        meta = i32_1d(arg(frame, 5))
         out = f32_1d(ret(frame, 0))  # every entry written by the kernel
         csr_cpu._values_grad(
             f32_2d(arg(frame, 0)),
@@ -191,7 +190,6 @@ if csr_cpu.available():
             i32_1d(arg(frame, 2)),
             i32_1d(arg(frame, 3)),
             i32_1d(arg(frame, 4)),
-            i32_1d(arg(frame, 5)),
             meta[2],
             meta[3],
             out,
@@ -213,7 +211,6 @@ def _register() -> None:
         np.array([0, 1], np.int32),
         np.array([0], np.int32),
         np.ones(1, np.float32),
-        np.array([0], np.int32),
         np.array([0], np.int32),
         1,
         1,
@@ -244,12 +241,12 @@ def _self_check() -> None:
     with jax.ensure_compile_time_eval():
         got = [
             np.asarray(spmm(x, v, *arrays, num_outputs=5)),
-            np.asarray(spmm_t(dy, v, *arrays[:3], num_inputs=37)),
+            np.asarray(spmm_t(dy, v, *arrays, num_inputs=37)),
             np.asarray(sddmm(x, dy, *arrays)),
         ]
     want = [
         csr_cpu.spmm(x, v, *arrays, 5),
-        csr_cpu.spmm_t(dy, v, *arrays[:3], 37),
+        csr_cpu.spmm_t(dy, v, *arrays, 37),
         csr_cpu.sddmm(x, dy, *arrays),
     ]
     for g, w in zip(got, want, strict=True):
@@ -301,7 +298,6 @@ def spmm(
     indptr: Any,
     indices: Any,
     perm: Any,
-    active: Any,
     num_outputs: int,
 ) -> Any:
     """`x @ W` for float32 `x` `(batch, num_inputs)`, `values` canonical."""
@@ -316,7 +312,6 @@ def spmm(
         indptr,
         indices,
         perm,
-        active,
         _meta(n_in, num_outputs, csr_cpu.block(x.shape[0])),
     )
 
@@ -339,7 +334,7 @@ def spmm_t(
     )
 
 
-def sddmm(x: Any, dy: Any, indptr: Any, indices: Any, perm: Any, active: Any) -> Any:
+def sddmm(x: Any, dy: Any, indptr: Any, indices: Any, perm: Any) -> Any:
     """`(nnz,)` sampled product `sum_b x[b, i_e] * dy[b, j_e]`, canonical order."""
     import jax
     import jax.numpy as jnp
@@ -351,6 +346,5 @@ def sddmm(x: Any, dy: Any, indptr: Any, indices: Any, perm: Any, active: Any) ->
         indptr,
         indices,
         perm,
-        active,
         _meta(x.shape[1], dy.shape[1], csr_cpu.sddmm_block(x.shape[0])),
     )

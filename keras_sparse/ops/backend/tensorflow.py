@@ -105,9 +105,7 @@ def _spmm(x: Any, v: Any, idx: list[Any], n_out: int) -> Any:
     @tf.custom_gradient
     def spmm(x: Any, v: Any) -> Any:
         y = _call(
-            lambda a, b, ptr, ind, perm, act: csr_cpu.spmm(
-                a, b, ptr, ind, perm, act, n_out
-            ),
+            lambda a, b, ptr, ind, perm: csr_cpu.spmm(a, b, ptr, ind, perm, n_out),
             [x, v, *idx],
             x.dtype,
             (x.shape[0], n_out),
@@ -127,9 +125,7 @@ def _spmm_t(dy: Any, v: Any, idx: list[Any], n_in: int) -> Any:
     @tf.custom_gradient
     def spmm_t(dy: Any, v: Any) -> Any:
         dx = _call(
-            lambda a, b, ptr, ind, perm, _act: csr_cpu.spmm_t(
-                a, b, ptr, ind, perm, n_in
-            ),
+            lambda a, b, ptr, ind, perm: csr_cpu.spmm_t(a, b, ptr, ind, perm, n_in),
             [dy, v, *idx],
             dy.dtype,
             (dy.shape[0], n_in),

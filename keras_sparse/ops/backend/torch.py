@@ -189,15 +189,12 @@ def _ops() -> dict[str, Any]:
         indptr: Tensor,
         indices: Tensor,
         perm: Tensor,
-        active: Tensor,
         n_out: int,
     ) -> Tensor:
         if _torch_sparse(x):
             return _sparse_spmm(x, v, indptr, indices, perm, n_out)
         return torch.from_numpy(
-            csr_cpu.spmm(
-                _np(x), _np(v), _np(indptr), _np(indices), _np(perm), _np(active), n_out
-            )
+            csr_cpu.spmm(_np(x), _np(v), _np(indptr), _np(indices), _np(perm), n_out)
         )
 
     @torch.library.custom_op("keras_sparse::spmm_t", mutates_args=())
@@ -217,18 +214,15 @@ def _ops() -> dict[str, Any]:
         indptr: Tensor,
         indices: Tensor,
         perm: Tensor,
-        active: Tensor,
     ) -> Tensor:
         if _torch_sparse(x):
             return _sparse_sddmm(x, dy, indptr, indices, perm)
         return torch.from_numpy(
-            csr_cpu.sddmm(
-                _np(x), _np(dy), _np(indptr), _np(indices), _np(perm), _np(active)
-            )
+            csr_cpu.sddmm(_np(x), _np(dy), _np(indptr), _np(indices), _np(perm))
         )
 
     @spmm.register_fake
-    def _(x, v, indptr, indices, perm, active, n_out):  # type: ignore[no-untyped-def]
+    def _(x, v, indptr, indices, perm, n_out):  # type: ignore[no-untyped-def]
         return x.new_empty((x.shape[0], n_out))
 
     @spmm_t.register_fake
@@ -236,7 +230,7 @@ def _ops() -> dict[str, Any]:
         return dy.new_empty((dy.shape[0], n_in))
 
     @sddmm.register_fake
-    def _(x, dy, indptr, indices, perm, active):  # type: ignore[no-untyped-def]
+    def _(x, dy, indptr, indices, perm):  # type: ignore[no-untyped-def]
         return x.new_empty((perm.shape[0],))
 
     # Under torch.compile the custom operators are called directly, with
@@ -246,11 +240,10 @@ def _ops() -> dict[str, Any]:
         ctx.save_for_backward(*[a for a in inputs if isinstance(a, Tensor)])
 
     def spmm_op_backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
-        x, v, indptr, indices, perm, active = ctx.saved_tensors
+        x, v, indptr, indices, perm = ctx.saved_tensors
         return (
             spmm_t(g, v, indptr, indices, perm, x.shape[1]),
-            sddmm(x, g, indptr, indices, perm, active),
-            None,
+            sddmm(x, g, indptr, indices, perm),
             None,
             None,
             None,
@@ -259,10 +252,9 @@ def _ops() -> dict[str, Any]:
 
     def spmm_t_op_backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
         dy, v, indptr, indices, perm = ctx.saved_tensors
-        active = all_inputs(indptr)
         return (
-            spmm(g, v, indptr, indices, perm, active, dy.shape[1]),
-            sddmm(g, dy, indptr, indices, perm, active),
+            spmm(g, v, indptr, indices, perm, dy.shape[1]),
+            sddmm(g, dy, indptr, indices, perm),
             None,
             None,
             None,
@@ -270,11 +262,10 @@ def _ops() -> dict[str, Any]:
         )
 
     def sddmm_op_backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
-        x, dy, indptr, indices, perm, active = ctx.saved_tensors
+        x, dy, indptr, indices, perm = ctx.saved_tensors
         return (
             spmm_t(dy, g, indptr, indices, perm, x.shape[1]),
-            spmm(x, g, indptr, indices, perm, active, dy.shape[1]),
-            None,
+            spmm(x, g, indptr, indices, perm, dy.shape[1]),
             None,
             None,
             None,
@@ -284,15 +275,10 @@ def _ops() -> dict[str, Any]:
     spmm_t.register_autograd(spmm_t_op_backward, setup_context=op_setup)
     sddmm.register_autograd(sddmm_op_backward, setup_context=op_setup)
 
-    def all_inputs(indptr: Tensor) -> Tensor:
-        return torch.arange(
-            indptr.shape[0] - 1, dtype=indptr.dtype, device=indptr.device
-        )
-
     def batched(op: Any, info: Any, in_dims: Any, args: Any) -> tuple[Any, int]:
         """vmap: a batched dense operand alone folds into the rows; other
         batchings run one call per batch entry."""
-        dims = in_dims[:6]
+        dims = in_dims[:5]
         if op is not SddmmFn and all(d is None for d in dims[1:]):
             dense = args[0].movedim(dims[0], 0)
             k, b = dense.shape[0], dense.shape[1]
@@ -310,22 +296,22 @@ def _ops() -> dict[str, Any]:
     class SpmmFn(torch.autograd.Function):
         # x @ W: dx = spmm_t(g, v), dv = sddmm(x, g)
         @staticmethod
-        def forward(x, v, indptr, indices, perm, active, n_out):  # type: ignore[no-untyped-def]
-            return spmm(x, v, indptr, indices, perm, active, n_out)
+        def forward(x, v, indptr, indices, perm, n_out):  # type: ignore[no-untyped-def]
+            return spmm(x, v, indptr, indices, perm, n_out)
 
         @staticmethod
         def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
-            ctx.save_for_backward(*inputs[:6])
+            ctx.save_for_backward(*inputs[:5])
 
         @staticmethod
         def backward(ctx, g):  # type: ignore[no-untyped-def]
-            x, v, indptr, indices, perm, active = ctx.saved_tensors
+            x, v, indptr, indices, perm = ctx.saved_tensors
             dx = dv = None
             if ctx.needs_input_grad[0]:
                 dx = SpmmTFn.apply(g, v, indptr, indices, perm, x.shape[1])
             if ctx.needs_input_grad[1]:
-                dv = SddmmFn.apply(x, g, indptr, indices, perm, active)
-            return dx, dv, None, None, None, None, None
+                dv = SddmmFn.apply(x, g, indptr, indices, perm)
+            return dx, dv, None, None, None, None
 
         @staticmethod
         def vmap(info, in_dims, *args):  # type: ignore[no-untyped-def]
@@ -346,11 +332,9 @@ def _ops() -> dict[str, Any]:
             dy, v, indptr, indices, perm = ctx.saved_tensors
             ddy = dv = None
             if ctx.needs_input_grad[0]:
-                ddy = SpmmFn.apply(
-                    g, v, indptr, indices, perm, all_inputs(indptr), dy.shape[1]
-                )
+                ddy = SpmmFn.apply(g, v, indptr, indices, perm, dy.shape[1])
             if ctx.needs_input_grad[1]:
-                dv = SddmmFn.apply(g, dy, indptr, indices, perm, all_inputs(indptr))
+                dv = SddmmFn.apply(g, dy, indptr, indices, perm)
             return ddy, dv, None, None, None, None
 
         @staticmethod
@@ -360,8 +344,8 @@ def _ops() -> dict[str, Any]:
     class SddmmFn(torch.autograd.Function):
         # sampled x^T dy: dx = spmm_t(dy, g), ddy = spmm(x, g)
         @staticmethod
-        def forward(x, dy, indptr, indices, perm, active):  # type: ignore[no-untyped-def]
-            return sddmm(x, dy, indptr, indices, perm, active)
+        def forward(x, dy, indptr, indices, perm):  # type: ignore[no-untyped-def]
+            return sddmm(x, dy, indptr, indices, perm)
 
         @staticmethod
         def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
@@ -369,13 +353,13 @@ def _ops() -> dict[str, Any]:
 
         @staticmethod
         def backward(ctx, g):  # type: ignore[no-untyped-def]
-            x, dy, indptr, indices, perm, active = ctx.saved_tensors
+            x, dy, indptr, indices, perm = ctx.saved_tensors
             dx = ddy = None
             if ctx.needs_input_grad[0]:
                 dx = SpmmTFn.apply(dy, g, indptr, indices, perm, x.shape[1])
             if ctx.needs_input_grad[1]:
-                ddy = SpmmFn.apply(x, g, indptr, indices, perm, active, dy.shape[1])
-            return dx, ddy, None, None, None, None
+                ddy = SpmmFn.apply(x, g, indptr, indices, perm, dy.shape[1])
+            return dx, ddy, None, None, None
 
         @staticmethod
         def vmap(info, in_dims, *args):  # type: ignore[no-untyped-def]
