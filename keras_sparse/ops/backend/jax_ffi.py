@@ -18,8 +18,8 @@ reason in `unavailable_reason()`, and the JAX binding
 `jax.pure_callback` instead.
 
 Buffers are passed as FFI arguments: the dense operand, the values in
-canonical order (the kernels read them through `perm`, so no gathered copy
-is made per call), the plan's int32 index arrays and an int32 `meta`
+canonical order (the kernels gather them through `perm` themselves), the
+plan's int32 index arrays and an int32 `meta`
 vector `(num_inputs, num_outputs, block, chunks)`; shapes come from the
 buffers.
 """
