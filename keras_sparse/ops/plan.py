@@ -43,8 +43,8 @@ def choose_implementation(
     The rule comes from `benchmarks/` (training step on 2 CPU cores, see
     `docs/benchmarks.md`); nothing is timed at run time. With the compiled
     CPU kernels available (Numba, CPU placement): `"csr"` up to
-    `AUTO_CSR_MAX_DENSITY` of the backend's binding (TensorFlow 25 %, JAX
-    20 %, PyTorch 25 %), `"dense"` above. Without them (GPU, or no Numba):
+    `AUTO_CSR_MAX_DENSITY` of the backend's binding (TensorFlow 10 %, JAX
+    20 %, PyTorch 10 %), `"dense"` above. Without them (GPU, or no Numba):
     `"sparse"` up to `AUTO_SPARSE_MAX_DENSITY` (TensorFlow 1 %, JAX 0.5 %,
     PyTorch 0.2 %), `"dense"` above. A layer whose dense kernel would
     exceed 2**24 entries (64 MiB in float32) never uses `"dense"`.
@@ -92,8 +92,10 @@ class MatmulPlan:
             dense kernel, no index is needed).
         input_indices, output_indices: `(nnz,)` integer tensors (or
             variables) in canonical order.
-        csr_arrays: `(indptr, indices, perm)` for `"csr"`, else
-            `None`.
+        csr_arrays: `(indptr, indices, perm)` for `"csr"`, and for a
+            fixed, not full `"dense"` connectivity where the binding sends
+            non-finite inputs through the kernels (`DENSE_NON_FINITE_CSR`);
+            else `None`.
     """
 
     implementation: str
@@ -146,7 +148,12 @@ class MatmulPlan:
 
         def guarded() -> Any:
             # A non-finite input times an absent (zero) weight would poison
-            # every output; its contributions go through the sparse kernel.
+            # every output; its contributions go through a sparse kernel: the
+            # compiled one where it runs. The gather + segment-sum has
+            # `O(batch * nnz)` intermediates, which JAX keeps as residuals of
+            # the differentiated `cond` on every step, taken or not (9180 ->
+            # 230 at 20 %: 155 ms per step, 34 ms with the compiled kernel;
+            # masked dense 10-15 ms).
             finite = ops.isfinite(x)
             clean = ops.where(finite, x, ops.zeros_like(x))
             rest = ops.where(finite, ops.zeros_like(x), x)
@@ -154,6 +161,9 @@ class MatmulPlan:
                 dense = portable.masked_dense_matmul(clean, values, None, self.shape)
             else:
                 dense = backend.matmul(clean, self.densify(values))
+            if self.csr_arrays is not None:
+                arrays = tuple(_read(a) for a in self.csr_arrays)
+                return dense + backend.csr_matmul(rest, values, arrays, self.shape)
             return dense + self.sparse_matmul(rest, values)
 
         if self.full:
@@ -200,7 +210,10 @@ def make_plan(
         index = np.int32 if max(n_in, n_out) < 2**31 else np.int64
         rows = backend.host_constant(connectivity.input_indices.astype(index))
         cols = backend.host_constant(connectivity.output_indices.astype(index))
-        if impl == "csr":
+        # "dense" keeps the CSR operands too where the binding asks for them
+        # (`DENSE_NON_FINITE_CSR`, JAX): its non-finite branch runs on them.
+        guard = backend.DENSE_NON_FINITE_CSR and backend.csr_available()
+        if impl == "csr" or (impl == "dense" and not full and guard):
             csr = csr_cpu.CSRPlan.from_connectivity(connectivity)
             csr_arrays = tuple(backend.host_constant(a) for a in csr.arrays)
     return MatmulPlan(

@@ -34,7 +34,10 @@ imports from `portable` the ones it does not do differently:
 - `GROUPED_CONV_MODE`: `"native"` (one grouped convolution) or `"split"`
   (one convolution per group), whichever measured faster on the CPU;
 - `AUTO_SPARSE_MAX_DENSITY`, `AUTO_CSR_MAX_DENSITY`: the density
-  thresholds of `implementation="auto"` (docs/benchmarks.md).
+  thresholds of `implementation="auto"` (docs/benchmarks.md);
+- `DENSE_NON_FINITE_CSR`: whether `"dense"` sends non-finite inputs
+  through the compiled kernels (where they run) instead of the gather +
+  segment-sum.
 
 The numbers behind each choice are in `docs/benchmarks.md`; each binding's
 docstring says what it does differently and why.
@@ -60,6 +63,7 @@ SIGNATURE = (
     "GROUPED_CONV_MODE",
     "AUTO_SPARSE_MAX_DENSITY",
     "AUTO_CSR_MAX_DENSITY",
+    "DENSE_NON_FINITE_CSR",
 )
 
 __all__ = ["SIGNATURE", "NAME", "binding", *SIGNATURE]
@@ -88,3 +92,4 @@ value_and_grad = _current.value_and_grad
 GROUPED_CONV_MODE: str = _current.GROUPED_CONV_MODE
 AUTO_SPARSE_MAX_DENSITY: float = _current.AUTO_SPARSE_MAX_DENSITY
 AUTO_CSR_MAX_DENSITY: float = _current.AUTO_CSR_MAX_DENSITY
+DENSE_NON_FINITE_CSR: bool = _current.DENSE_NON_FINITE_CSR
