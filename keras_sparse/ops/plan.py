@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -43,8 +44,8 @@ def choose_implementation(
     The rule comes from `benchmarks/` (training step on 2 CPU cores, see
     `docs/benchmarks.md`); nothing is timed at run time. With the compiled
     CPU kernels available (Numba, CPU placement): `"csr"` up to
-    `AUTO_CSR_MAX_DENSITY` of the backend's binding (TensorFlow 10 %, JAX
-    20 %, PyTorch 10 %), `"dense"` above. Without them (GPU, or no Numba):
+    `AUTO_CSR_MAX_DENSITY` of the backend's binding (10 % on TensorFlow,
+    JAX and PyTorch), `"dense"` above. Without them (GPU, or no Numba):
     `"sparse"` up to `AUTO_SPARSE_MAX_DENSITY` (TensorFlow 1 %, JAX 0.5 %,
     PyTorch 0.2 %), `"dense"` above. A layer whose dense kernel would
     exceed 2**24 entries (64 MiB in float32) never uses `"dense"`.
@@ -92,10 +93,11 @@ class MatmulPlan:
             dense kernel, no index is needed).
         input_indices, output_indices: `(nnz,)` integer tensors (or
             variables) in canonical order.
-        csr_arrays: `(indptr, indices, perm)` for `"csr"`, and for a
-            fixed, not full `"dense"` connectivity where the binding sends
-            non-finite inputs through the kernels (`DENSE_NON_FINITE_CSR`);
-            else `None`.
+        csr_arrays: `(indptr, indices, perm)` for `"csr"`, else `None`.
+        positions: for a fixed, not full `"dense"` connectivity, the
+            `(nnz,)` integer tensor of flat positions `output * num_inputs +
+            input` of the values in the transposed kernel (ascending: the
+            canonical order); else `None` (computed from the indices).
     """
 
     implementation: str
@@ -105,20 +107,35 @@ class MatmulPlan:
     input_indices: Any
     output_indices: Any
     csr_arrays: tuple[Any, ...] | None
+    positions: Any = None
 
-    def pairs(self) -> Any:
-        """`(nnz, 2)` `(input, output)` positions, or `None` when full."""
+    def kernel_t(self, values: Any) -> Any:
+        """The transposed dense `(num_outputs, num_inputs)` kernel of `values`.
+
+        Transposed because the canonical order (by output, then input) is
+        its row-major order: a full connectivity's values are it, with no
+        copy, and the scatter (and its gradient, a gather) of a partial one
+        runs through memory in order.
+        """
+        n_in, n_out = self.shape
         if self.full:
-            return None
-        return ops.stack(
-            [_read(self.input_indices), _read(self.output_indices)], axis=1
-        )
+            return ops.reshape(values, (n_out, n_in))
+        positions = self.positions
+        if positions is None:  # indices in variables: computed per call
+            rows, cols = _read(self.input_indices), _read(self.output_indices)
+            if n_in * n_out >= 2**31:
+                rows, cols = ops.cast(rows, "int64"), ops.cast(cols, "int64")
+            positions = cols * n_in + rows
+        return backend.densify(values, positions, (n_out, n_in))
 
     def densify(self, values: Any) -> Any:
         """The dense `(num_inputs, num_outputs)` kernel of `values`."""
-        if self.full:
-            return portable.densify(values, None, self.shape)
-        return backend.densify(values, self.pairs(), self.shape)
+        return ops.transpose(self.kernel_t(values))
+
+    def _csr_matmul(self, x: Any, values: Any) -> Any:
+        assert self.csr_arrays is not None
+        arrays = tuple(_read(a) for a in self.csr_arrays)
+        return backend.csr_matmul(x, values, arrays, self.shape)
 
     def sparse_matmul(self, x: Any, values: Any) -> Any:
         """`x @ W` by the portable gather + segment-sum (any device)."""
@@ -133,42 +150,38 @@ class MatmulPlan:
     def matmul(self, x: Any, values: Any) -> Any:
         """`x @ W` for 2-D `x` and `(nnz,)` `values` of `x`'s dtype."""
         if self.implementation == "csr":
-            assert self.csr_arrays is not None
-            arrays = tuple(_read(a) for a in self.csr_arrays)
-            return backend.csr_matmul(x, values, arrays, self.shape)
+            return self._csr_matmul(x, values)
         if self.implementation == "sparse":
             return self.sparse_matmul(x, values)
         return self._dense_matmul(x, values)
 
     def _dense_matmul(self, x: Any, values: Any) -> Any:
-        def plain() -> Any:
-            if self.full:
-                return portable.masked_dense_matmul(x, values, None, self.shape)
-            return backend.matmul(x, self.densify(values))
+        def product(inputs: Any, kernel_t: Any, values: Any) -> Any:
+            # A view on PyTorch; folded into the product by XLA and Grappler.
+            return backend.matmul(inputs, ops.transpose(kernel_t))
 
-        def guarded() -> Any:
+        def guarded(inputs: Any, kernel_t: Any, values: Any) -> Any:
             # A non-finite input times an absent (zero) weight would poison
-            # every output; its contributions go through a sparse kernel: the
-            # compiled one where it runs. The gather + segment-sum has
-            # `O(batch * nnz)` intermediates, which JAX keeps as residuals of
-            # the differentiated `cond` on every step, taken or not (9180 ->
-            # 230 at 20 %: 155 ms per step, 34 ms with the compiled kernel;
-            # masked dense 10-15 ms).
-            finite = ops.isfinite(x)
-            clean = ops.where(finite, x, ops.zeros_like(x))
-            rest = ops.where(finite, ops.zeros_like(x), x)
-            if self.full:
-                dense = portable.masked_dense_matmul(clean, values, None, self.shape)
-            else:
-                dense = backend.matmul(clean, self.densify(values))
-            if self.csr_arrays is not None:
-                arrays = tuple(_read(a) for a in self.csr_arrays)
-                return dense + backend.csr_matmul(rest, values, arrays, self.shape)
-            return dense + self.sparse_matmul(rest, values)
+            # every output: its contributions go through the sparse kernel.
+            finite = ops.isfinite(inputs)
+            clean = ops.where(finite, inputs, ops.zeros_like(inputs))
+            rest = ops.where(finite, ops.zeros_like(inputs), inputs)
+            return product(clean, kernel_t, values) + self.sparse_matmul(rest, values)
 
+        kernel_t = self.kernel_t(values)
         if self.full:
-            return plain()  # every input is connected to every output
-        return backend.cond(ops.all(ops.isfinite(x)), plain, guarded)
+            return product(x, kernel_t, values)  # every input reaches every output
+        # The sum of `x` is finite exactly when every entry is, but for
+        # finite entries whose sum overflows (then the guarded branch runs,
+        # with the same result). One pass: `all(isfinite(x))` took 5.5 ms of
+        # a 9180 -> 230, batch 256 step on PyTorch, the sum 0.2 ms.
+        half = keras.backend.standardize_dtype(x.dtype) == "float16"
+        finite = ops.isfinite(ops.sum(ops.cast(x, "float32") if half else x))
+        # Both branches have the same derivatives at the connections (an
+        # absent weight's gradient is never read: the kernel's gradient is
+        # gathered at the connections), so the product's are used: JAX and
+        # TensorFlow then keep no intermediates of the branch not taken.
+        return backend.cond_true_gradient(finite, product, guarded, x, kernel_t, values)
 
 
 def _read(source: Any) -> Any:
@@ -201,7 +214,7 @@ def make_plan(
         impl = choose_implementation(connectivity)
     n_in, n_out = connectivity.shape
     full = sources is None and connectivity.nnz == n_in * n_out
-    csr_arrays = None
+    csr_arrays = positions = None
     if sources is not None:
         rows, cols = sources["input_indices"], sources["output_indices"]
         if impl == "csr":
@@ -210,12 +223,22 @@ def make_plan(
         index = np.int32 if max(n_in, n_out) < 2**31 else np.int64
         rows = backend.host_constant(connectivity.input_indices.astype(index))
         cols = backend.host_constant(connectivity.output_indices.astype(index))
-        # "dense" keeps the CSR operands too where the binding asks for them
-        # (`DENSE_NON_FINITE_CSR`, JAX): its non-finite branch runs on them.
-        guard = backend.DENSE_NON_FINITE_CSR and backend.csr_available()
-        if impl == "csr" or (impl == "dense" and not full and guard):
+        if impl == "csr":
             csr = csr_cpu.CSRPlan.from_connectivity(connectivity)
             csr_arrays = tuple(backend.host_constant(a) for a in csr.arrays)
+        if impl == "dense" and not full:
+            flat = np.int32 if n_in * n_out < 2**31 else np.int64
+            positions = backend.host_constant(
+                connectivity.output_indices.astype(flat) * n_in
+                + connectivity.input_indices.astype(flat)
+            )
     return MatmulPlan(
-        impl, (n_in, n_out), int(connectivity.nnz), full, rows, cols, csr_arrays
+        impl,
+        (n_in, n_out),
+        int(connectivity.nnz),
+        full,
+        rows,
+        cols,
+        csr_arrays,
+        positions,
     )

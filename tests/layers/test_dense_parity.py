@@ -14,7 +14,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from helpers import BACKEND, apply, to_numpy
+from helpers import BACKEND, apply, gradients, to_numpy
 from keras import ops
 
 from keras_sparse import SparseDense
@@ -209,6 +209,38 @@ def test_non_finite_inputs_reach_only_their_outputs_on_every_kernel():
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=impl)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=impl)
     assert np.isfinite(want[0]).any()  # some outputs are not connected to input 3
+
+
+def test_non_finite_inputs_gradients_agree_on_every_kernel():
+    """Gradients with NaN/inf inputs: `"dense"` differentiates its dense
+    branch (`cond_true_gradient`) also when the guarded branch ran, which is
+    exact at the connections: compared with NumPy sums over connections."""
+    conn = random_connectivity(20, 6, density=0.3, seed=5)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 20)).astype("float32")
+    x[0, 3], x[1, 7], x[2, 12] = np.nan, np.inf, -np.inf
+    g = rng.standard_normal((3, 6)).astype("float32")
+    v = rng.standard_normal(conn.nnz).astype("float32")
+    rows, cols = conn.input_indices, conn.output_indices
+    w = np.zeros(conn.shape)
+    w[rows, cols] = v
+    with np.errstate(invalid="ignore"):
+        want_v = (x[:, rows].astype(np.float64) * g[:, cols]).sum(axis=0)
+    want_x = g.astype(np.float64) @ w.T
+    for impl in ("sparse", "csr", "dense"):
+        if impl == "csr" and not backend.csr_available():
+            continue
+        layer = _layer(conn, impl, use_bias=False)
+        gt = ops.convert_to_tensor(g)
+
+        def loss(xx, vv, layer=layer, gt=gt):
+            return ops.sum(apply(layer, xx, vv) * gt)
+
+        gx, gv = gradients(loss, ops.convert_to_tensor(x), ops.convert_to_tensor(v))
+        np.testing.assert_allclose(gx, want_x, rtol=1e-5, atol=1e-5, err_msg=impl)
+        np.testing.assert_array_equal(np.isnan(gv), np.isnan(want_v), err_msg=impl)
+        np.testing.assert_allclose(gv, want_v, rtol=1e-4, atol=1e-5, err_msg=impl)
+    assert np.isnan(want_v).any() and np.isinf(want_v).any()
 
 
 # ------------------------------------------------------------------ cloning

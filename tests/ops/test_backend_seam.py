@@ -66,6 +66,34 @@ def test_csr_matmul_matches_portable_and_numpy(shape, density, batch, dtype):
     np.testing.assert_allclose(slow, x @ w, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("binding", ["current", "portable"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_densify_matches_numpy_with_gradients(binding, dtype):
+    """The transposed dense kernel from flat positions (any order), and the
+    dense product's second-order gradient, against NumPy."""
+    module = backend if binding == "current" else backend.binding("portable")
+    conn, _, x, v, w = _case((30, 6), 0.3, 4, dtype, seed=5)
+    n_in, n_out = conn.shape
+    order = np.random.default_rng(1).permutation(conn.nnz)
+    positions = conn.output_indices[order] * n_in + conn.input_indices[order]
+    pos = backend.host_constant(positions.astype(np.int32))
+    vt = ops.convert_to_tensor(v[order])
+    if str(vt.dtype).split(".")[-1] != dtype:
+        pytest.skip(f"{BACKEND} has no {dtype} here (JAX: jax_enable_x64 is off)")
+    kernel = to_numpy(module.densify(vt, pos, (n_out, n_in)))
+    assert kernel.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(kernel, w.T.astype(dtype))
+
+    def fn(xx, vv):
+        kernel_t = module.densify(vv, pos, (n_out, n_in))
+        return backend.matmul(xx, ops.transpose(kernel_t))
+
+    got = _second_order(fn, x, v[order])
+    want = _numpy_penalty_gradient(x, v, conn)[order]
+    tol = 1e-3 if dtype == "float32" else 1e-6
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
 def _second_order(fn, x, v):
     """Gradient w.r.t. `v` of the gradient penalty |d sum(tanh(fn)) / dx|^2."""
     if BACKEND == "jax":

@@ -19,24 +19,27 @@ pytestmark = pytest.mark.skipif(
 def test_densify_and_gradient_match_portable_and_numpy(shape, density, dtype):
     import tensorflow as tf
 
-    from keras_sparse.ops import portable
-    from keras_sparse.ops.backend import tf_densify
+    from keras_sparse.ops.backend import portable, tf_densify
 
     conn = random_connectivity(*shape, density=density, seed=1)
-    pairs = np.stack([conn.input_indices, conn.output_indices], axis=1)
     rng = np.random.default_rng(0)
+    # Flat positions in the transposed kernel, shuffled (any order is valid).
+    order = rng.permutation(conn.nnz)
+    rows, cols = conn.input_indices[order], conn.output_indices[order]
+    positions = cols.astype(np.int64) * shape[0] + rows
     values = tf.Variable(rng.standard_normal(conn.nnz).astype(dtype))
-    upstream = rng.standard_normal(shape).astype(dtype)
+    kernel_shape = (shape[1], shape[0])
+    upstream = rng.standard_normal(kernel_shape).astype(dtype)
 
-    expected = np.zeros(shape, dtype)
-    expected[conn.input_indices, conn.output_indices] = values.numpy()
+    expected = np.zeros(kernel_shape, dtype)
+    expected[cols, rows] = values.numpy()
     # d/dvalues of sum(upstream * W) is upstream at each connection.
-    expected_grad = upstream[conn.input_indices, conn.output_indices]
+    expected_grad = upstream[cols, rows]
 
     for densify in (tf_densify.densify, portable.densify):
         with tf.GradientTape() as tape:
-            index = pairs if densify is tf_densify.densify else tf.constant(pairs)
-            kernel = densify(values, index, shape)
+            index = positions if densify is tf_densify.densify else tf.constant(positions)
+            kernel = densify(values, index, kernel_shape)
             loss = tf.reduce_sum(kernel * upstream)
         grad = tape.gradient(loss, values)
         assert kernel.dtype == values.dtype

@@ -14,8 +14,10 @@ imports from `portable` the ones it does not do differently:
   are the index operands `(indptr, indices, perm)` of a
   `csr_cpu.CSRPlan` (NumPy constants, or integer variables for a
   connectivity that changes during training);
-- `densify(values, pairs, shape)`: the dense `(num_inputs, num_outputs)`
-  kernel from the `(nnz,)` values at the `(nnz, 2)` positions;
+- `densify(values, positions, shape)`: the dense `shape` matrix with the
+  `(nnz,)` values at the `(nnz,)` unique flat (row-major) `positions`,
+  zeros elsewhere, differentiable to any order in `values` (its gradient
+  is a gather);
 - `segment_sum(data, segment_ids, num_segments)`: `keras.ops.segment_sum`
   in `data`'s dtype (Keras's torch version sums in float32);
 - `matmul(a, b)`: `keras.ops.matmul` in the operands' dtype (Keras's torch
@@ -27,17 +29,17 @@ imports from `portable` the ones it does not do differently:
   gradients of the scalar w.r.t. each of `args` (zeros where unused).
   Keras 3 has no backend-neutral gradient; `keras_sparse.interpret` and
   `keras_sparse.training` use this one;
-- `cond(pred, true_fn, false_fn)`: `keras.ops.cond` that also traces under
-  the backend's compilers and transforms;
+- `cond_true_gradient(pred, true_fn, false_fn, *args)`: `true_fn(*args)`
+  where the boolean scalar `pred` holds, else `false_fn(*args)`,
+  differentiated (any order) as `true_fn` whichever ran: for branches with
+  the same derivatives, where `true_fn` is the fast one. Traces under the
+  backend's compilers and transforms;
 - `host_constant(array)`: a backend tensor made outside any trace, safe to
   keep in a plan and reuse in every later call and trace;
 - `GROUPED_CONV_MODE`: `"native"` (one grouped convolution) or `"split"`
   (one convolution per group), whichever measured faster on the CPU;
 - `AUTO_SPARSE_MAX_DENSITY`, `AUTO_CSR_MAX_DENSITY`: the density
   thresholds of `implementation="auto"` (docs/benchmarks.md);
-- `DENSE_NON_FINITE_CSR`: whether `"dense"` sends non-finite inputs
-  through the compiled kernels (where they run) instead of the gather +
-  segment-sum.
 
 The numbers behind each choice are in `docs/benchmarks.md`; each binding's
 docstring says what it does differently and why.
@@ -55,7 +57,7 @@ SIGNATURE = (
     "csr_matmul",
     "densify",
     "host_constant",
-    "cond",
+    "cond_true_gradient",
     "segment_sum",
     "matmul",
     "dense_input",
@@ -63,7 +65,6 @@ SIGNATURE = (
     "GROUPED_CONV_MODE",
     "AUTO_SPARSE_MAX_DENSITY",
     "AUTO_CSR_MAX_DENSITY",
-    "DENSE_NON_FINITE_CSR",
 )
 
 __all__ = ["SIGNATURE", "NAME", "binding", *SIGNATURE]
@@ -84,7 +85,7 @@ csr_available = _current.csr_available
 csr_matmul = _current.csr_matmul
 densify = _current.densify
 host_constant = _current.host_constant
-cond = _current.cond
+cond_true_gradient = _current.cond_true_gradient
 segment_sum = _current.segment_sum
 matmul = _current.matmul
 dense_input = _current.dense_input
@@ -92,4 +93,3 @@ value_and_grad = _current.value_and_grad
 GROUPED_CONV_MODE: str = _current.GROUPED_CONV_MODE
 AUTO_SPARSE_MAX_DENSITY: float = _current.AUTO_SPARSE_MAX_DENSITY
 AUTO_CSR_MAX_DENSITY: float = _current.AUTO_CSR_MAX_DENSITY
-DENSE_NON_FINITE_CSR: bool = _current.DENSE_NON_FINITE_CSR

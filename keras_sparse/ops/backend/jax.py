@@ -32,7 +32,6 @@ import numpy as np
 
 from keras_sparse.ops import csr_cpu
 from keras_sparse.ops.backend.portable import (  # noqa: F401 (the seam)
-    cond,
     dense_input,
     matmul,
     segment_sum,
@@ -40,14 +39,10 @@ from keras_sparse.ops.backend.portable import (  # noqa: F401 (the seam)
 
 GROUPED_CONV_MODE = "split"
 AUTO_SPARSE_MAX_DENSITY = 0.005
-# `csr` up to 20 %: at 20 % (9180 -> 230, batch 256) its training step
-# took 15 ms against 26 ms for `dense` (docs/benchmarks.md).
-AUTO_CSR_MAX_DENSITY = 0.2
-# JAX keeps every branch's intermediates as residuals of a differentiated
-# `cond`, taken or not: the gather + segment-sum of `"dense"`'s non-finite
-# branch cost 155 ms per step at 20 % (9180 -> 230), the compiled kernels
-# 34 ms (masked dense 10-15 ms).
-DENSE_NON_FINITE_CSR = True
+# `csr` up to 10 %: 9180 -> 230, batch 256 training step, csr / dense /
+# masked dense 19 / 26 / 21 ms at 10 %, 28 / 24 / 18 ms at 15 %, 30 / 22 /
+# 18 ms at 20 % (one run, 15 calls each, docs/benchmarks.md).
+AUTO_CSR_MAX_DENSITY = 0.1
 
 _PRIMS: dict[str, Any] = {}
 _EAGER: dict[tuple[Any, ...], Any] = {}
@@ -60,9 +55,33 @@ def csr_available() -> bool:
     return csr_cpu.available() and jax.default_backend() == "cpu"
 
 
-def densify(values: Any, pairs: Any, shape: tuple[int, int]) -> Any:
-    """The dense `(num_inputs, num_outputs)` kernel of `values` at `pairs`
-    (`(nnz, 2)` `(input, output)`, unique), zeros elsewhere.
+def cond_true_gradient(pred: Any, true_fn: Any, false_fn: Any, *args: Any) -> Any:
+    """`lax.cond` differentiated as `true_fn` (a `custom_jvp`).
+
+    JAX differentiates a `cond` by keeping the intermediates of every branch
+    as residuals, taken or not: the non-finite branch of `"dense"` (two
+    `x`-sized arrays and the sparse product's operands) cost 10-15 ms of a
+    9180 -> 230 training step at 20 % density whose masked dense step took
+    12-16 ms. Here only the taken branch runs, and derivatives of any
+    order and mode are those of `true_fn`.
+    """
+    import jax
+
+    @jax.custom_jvp
+    def select(flag: Any, *operands: Any) -> Any:
+        return jax.lax.cond(flag, true_fn, false_fn, *operands)
+
+    @select.defjvp
+    def select_jvp(primals: Any, tangents: Any) -> Any:
+        _, tangent = jax.jvp(true_fn, tuple(primals[1:]), tuple(tangents[1:]))
+        return select(*primals), tangent
+
+    return select(pred, *args)
+
+
+def densify(values: Any, positions: Any, shape: tuple[int, int]) -> Any:
+    """The dense `shape` matrix with `values` at the unique flat
+    `positions`, zeros elsewhere.
 
     A scatter declared `unique_indices`: its derivatives are a scatter and a
     gather of the cotangent. Keras's `scatter_update` makes no such promise,
@@ -72,13 +91,8 @@ def densify(values: Any, pairs: Any, shape: tuple[int, int]) -> Any:
     """
     import jax.numpy as jnp
 
-    from keras_sparse.ops import portable
-
-    if pairs is None:
-        return portable.densify(values, None, shape)
-    pairs = jnp.asarray(pairs)
-    dense = jnp.zeros(shape, dtype=values.dtype)
-    return dense.at[pairs[:, 0], pairs[:, 1]].set(values, unique_indices=True)
+    flat = jnp.zeros(shape[0] * shape[1], dtype=values.dtype)
+    return flat.at[positions].set(values, unique_indices=True).reshape(shape)
 
 
 def host_constant(array: np.ndarray) -> Any:

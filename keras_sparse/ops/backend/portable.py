@@ -12,7 +12,6 @@ import numpy as np
 GROUPED_CONV_MODE = "split"
 AUTO_SPARSE_MAX_DENSITY = 0.002
 AUTO_CSR_MAX_DENSITY = 0.0
-DENSE_NON_FINITE_CSR = False
 
 
 def csr_available() -> bool:
@@ -25,10 +24,13 @@ def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:
     return portable.csr_matmul(x, values, arrays, shape)
 
 
-def densify(values: Any, pairs: Any, shape: tuple[int, int]) -> Any:
-    from keras_sparse.ops import portable
+def densify(values: Any, positions: Any, shape: tuple[int, int]) -> Any:
+    from keras import ops
 
-    return portable.densify(values, pairs, shape)
+    size = shape[0] * shape[1]
+    flat = ops.zeros((size,), dtype=values.dtype)
+    flat = ops.scatter_update(flat, ops.expand_dims(positions, 1), values)
+    return ops.reshape(flat, shape)
 
 
 def host_constant(array: np.ndarray) -> Any:
@@ -37,10 +39,10 @@ def host_constant(array: np.ndarray) -> Any:
     return ops.convert_to_tensor(array)
 
 
-def cond(pred: Any, true_fn: Any, false_fn: Any) -> Any:
+def cond_true_gradient(pred: Any, true_fn: Any, false_fn: Any, *args: Any) -> Any:
     from keras import ops
 
-    return ops.cond(pred, true_fn, false_fn)
+    return ops.cond(pred, lambda: true_fn(*args), lambda: false_fn(*args))
 
 
 def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:

@@ -26,7 +26,6 @@ import numpy as np
 
 from keras_sparse.ops import csr_cpu
 from keras_sparse.ops.backend.portable import (  # noqa: F401 (the seam)
-    cond,
     dense_input,
     matmul,
     segment_sum,
@@ -39,7 +38,6 @@ AUTO_SPARSE_MAX_DENSITY = 0.01
 # and 0.6-0.7x at 20 %, where `dense` was as fast or faster
 # (docs/benchmarks.md).
 AUTO_CSR_MAX_DENSITY = 0.1
-DENSE_NON_FINITE_CSR = False
 
 
 def csr_available() -> bool:
@@ -47,6 +45,33 @@ def csr_available() -> bool:
     import tensorflow as tf
 
     return csr_cpu.available() and not tf.config.list_logical_devices("GPU")
+
+
+def cond_true_gradient(pred: Any, true_fn: Any, false_fn: Any, *args: Any) -> Any:
+    """`tf.cond` differentiated as `true_fn` (a `tf.custom_gradient`).
+
+    A differentiated `tf.cond` outputs the intermediates of both branches
+    (zeros for the one not taken) for its gradient; here the gradient is
+    `true_fn`'s, taken again under a tape (in a `tf.function` its unused
+    forward value is pruned), so higher orders differentiate it in turn.
+    """
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def select(*operands: Any) -> Any:
+        out = tf.cond(pred, lambda: true_fn(*operands), lambda: false_fn(*operands))
+
+        def grad(upstream: Any) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(operands)
+                again = true_fn(*operands)
+            grads = tape.gradient(again, operands, output_gradients=upstream)
+            pairs = zip(operands, grads, strict=True)
+            return [tf.zeros_like(o) if g is None else g for o, g in pairs]
+
+        return out, grad
+
+    return select(*[tf.convert_to_tensor(a) for a in args])
 
 
 def host_constant(array: np.ndarray) -> Any:

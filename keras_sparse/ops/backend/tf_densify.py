@@ -19,32 +19,31 @@ from typing import Any
 __all__ = ["densify"]
 
 
-def densify(values: Any, indices: Any, shape: tuple[int, int]) -> Any:
-    """Scatters `(nnz,)` values into a dense `shape` matrix (zeros elsewhere).
+def densify(values: Any, positions: Any, shape: tuple[int, int]) -> Any:
+    """The dense `shape` matrix with `values` at the unique flat `positions`.
 
-    Same contract as `keras_sparse.ops.portable.densify` with explicit
-    indices; TensorFlow backend only.
+    Same contract as the seam's `densify` (`keras_sparse.ops.backend`);
+    TensorFlow backend only.
 
     Args:
         values: `(nnz,)` float tensor.
-        indices: `(nnz, 2)` integer array or tensor of unique `(input,
-            output)` positions, in any order.
-        shape: `(num_inputs, num_outputs)`.
+        positions: `(nnz,)` int32/int64 array or tensor of unique flat
+            (row-major) positions in `shape`, in any order.
+        shape: the dense matrix's shape.
 
     Returns:
         `shape` tensor of `values`' dtype.
     """
     import tensorflow as tf
 
-    pairs_t = tf.cast(tf.convert_to_tensor(indices), tf.int64)
-    flat = pairs_t[:, 0] * shape[1] + pairs_t[:, 1]
-    dense_shape = tf.constant(shape, dtype=tf.int64)
+    flat = tf.convert_to_tensor(positions)
+    size = tf.constant([shape[0] * shape[1]], dtype=flat.dtype)
 
     @tf.custom_gradient
     def _densify(v: Any) -> Any:
         kernel = tf.raw_ops.SparseToDense(
-            sparse_indices=pairs_t,
-            output_shape=dense_shape,
+            sparse_indices=flat,
+            output_shape=size,
             sparse_values=v,
             default_value=tf.zeros((), dtype=v.dtype),
             validate_indices=False,
@@ -53,6 +52,6 @@ def densify(values: Any, indices: Any, shape: tuple[int, int]) -> Any:
         def grad(dkernel: Any) -> Any:
             return tf.gather(tf.reshape(dkernel, [-1]), flat)
 
-        return kernel, grad
+        return tf.reshape(kernel, shape), grad
 
     return _densify(tf.convert_to_tensor(values))
