@@ -15,7 +15,9 @@ the median of `--steps` calls after `--warmup` calls, the cases of one
 density taking turns (`--rounds`) so that foreign load on a shared
 machine falls on all of them alike. With `--memory-densities`, each case's
 peak resident memory is measured in a process of its own. "masked_dense" is the
-layer users write today: a full trainable kernel multiplied by a 0/1 mask.
+layer users write today: a full trainable kernel multiplied by a 0/1 mask;
+"step_floor" a model with only a bias (what Keras's step costs around any
+product: the ceiling of every speed-up).
 """
 
 from __future__ import annotations
@@ -57,9 +59,26 @@ class MaskedDense(keras.layers.Layer):
         return keras.ops.matmul(x, self.kernel * mask) + self.bias
 
 
+class BiasOnly(keras.layers.Layer):
+    """The step's floor: a bias added to the first `units` inputs, so that
+    `train_on_batch` does everything but the product (data handling, loss,
+    gradient, optimizer, logs). No kernel can make a step faster than this."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros")
+
+    def call(self, x):
+        return x[:, : self.units] + self.bias
+
+
 def make_cases(units, conn):
     """Case name -> layer factory, for one connectivity."""
     return {
+        "step_floor": lambda: BiasOnly(units),
         "masked_dense": lambda: MaskedDense(conn.to_dense()),
         "keras_dense": lambda: keras.layers.Dense(units),
         "sparse_dense[sparse]": lambda: SparseDense(units, conn, implementation="sparse"),
@@ -159,7 +178,8 @@ def main(argv=None):
             row = dict(case=name, density=density, nnz=conn.nnz,
                        step_ms=None if step is None else step * 1e3,
                        forward_ms=None if fwd is None else fwd * 1e3)
-            if density in args.memory_densities and name in cases and name not in skipped:
+            if (density in args.memory_densities and name in cases
+                    and name not in skipped and name != "step_floor"):
                 row["peak_mb"] = measure_memory(args, density, name)
             rows.append(row)
             print(f"{keras.backend.backend():10s} density={density:<6} {name:24s} "
