@@ -20,8 +20,9 @@ imports from `portable` the ones it does not do differently:
   is a gather);
 - `segment_sum(data, segment_ids, num_segments)`: `keras.ops.segment_sum`
   in `data`'s dtype (Keras's torch version sums in float32);
-- `matmul(a, b)`: `keras.ops.matmul` in the operands' dtype (Keras's torch
-  version returns float32 for float64 operands);
+- `matmul(a, b, transpose_b=False)`: `keras.ops.matmul` (of `b.T` with
+  `transpose_b`, read in place where the backend can) in the operands'
+  dtype (Keras's torch version returns float32 for float64 operands);
 - `dense_input(x)`: `x` as a dense tensor (sparse input tensors of the
   backend densified);
 - `value_and_grad(fn, args)`: `(fn(args), grads)` for `fn` taking a

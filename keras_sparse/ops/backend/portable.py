@@ -51,10 +51,10 @@ def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
     return ops.segment_sum(data, segment_ids, num_segments=num_segments)
 
 
-def matmul(a: Any, b: Any) -> Any:
+def matmul(a: Any, b: Any, transpose_b: bool = False) -> Any:
     from keras import ops
 
-    return ops.matmul(a, b)
+    return ops.matmul(a, ops.transpose(b) if transpose_b else b)
 
 
 def dense_input(x: Any) -> Any:

@@ -27,7 +27,6 @@ import numpy as np
 from keras_sparse.ops import csr_cpu
 from keras_sparse.ops.backend.portable import (  # noqa: F401 (the seam)
     dense_input,
-    matmul,
     segment_sum,
 )
 
@@ -72,6 +71,15 @@ def cond_true_gradient(pred: Any, true_fn: Any, false_fn: Any, *args: Any) -> An
         return out, grad
 
     return select(*[tf.convert_to_tensor(a) for a in args])
+
+
+def matmul(a: Any, b: Any, transpose_b: bool = False) -> Any:
+    """`tf.matmul`: with `transpose_b` the kernel is read transposed in
+    place (a transpose op before it cost 3 ms of a 9180 -> 230 step:
+    24.8 vs 21.2 ms at 20 % density, 20.3 vs 17.5 ms when full)."""
+    import tensorflow as tf
+
+    return tf.matmul(a, b, transpose_b=transpose_b)
 
 
 def host_constant(array: np.ndarray) -> Any:

@@ -173,10 +173,10 @@ def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
     return out.index_add(0, segment_ids.to(torch.int64), data)
 
 
-def matmul(a: Any, b: Any) -> Any:
+def matmul(a: Any, b: Any, transpose_b: bool = False) -> Any:
     import torch
 
-    return torch.matmul(a, b)
+    return torch.matmul(a, b.t() if transpose_b else b)
 
 
 def dense_input(x: Any) -> Any:
