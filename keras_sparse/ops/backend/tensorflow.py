@@ -64,9 +64,8 @@ def cond_true_gradient(pred: Any, true_fn: Any, false_fn: Any, *args: Any) -> An
             with tf.GradientTape() as tape:
                 tape.watch(operands)
                 again = true_fn(*operands)
-            grads = tape.gradient(again, operands, output_gradients=upstream)
-            pairs = zip(operands, grads, strict=True)
-            return [tf.zeros_like(o) if g is None else g for o, g in pairs]
+            # None where `true_fn` does not depend on an operand.
+            return tape.gradient(again, operands, output_gradients=upstream)
 
         return out, grad
 

@@ -155,7 +155,13 @@ def cond_true_gradient(pred: Any, true_fn: Any, false_fn: Any, *args: Any) -> An
     import torch
 
     if torch.compiler.is_compiling():
-        return torch.cond(pred, true_fn, false_fn, tuple(args))
+        # torch.cond refuses a branch that returns one of its operands.
+        return torch.cond(
+            pred,
+            lambda *a: true_fn(*a).clone(),
+            lambda *a: false_fn(*a).clone(),
+            tuple(args),
+        )
     try:
         taken = bool(pred)
     except RuntimeError:  # data-dependent under a functorch transform
