@@ -307,7 +307,22 @@ def threads_section(results):
     )
 
 
+def _thresholds() -> tuple[str, str]:
+    """`auto`'s density thresholds, read from the backend bindings."""
+    from keras_sparse.ops import backend
+
+    bindings = [backend.binding(n) for n in ("tensorflow", "jax", "torch")]
+
+    def pct(v: float) -> str:
+        return f"{100 * v:g} %"
+
+    csr = " / ".join(pct(b.AUTO_CSR_MAX_DENSITY) for b in bindings)
+    sparse = " / ".join(pct(b.AUTO_SPARSE_MAX_DENSITY) for b in bindings)
+    return csr, sparse
+
+
 def main():
+    csr, sparse = _thresholds()
     header = [
         "# Benchmarks",
         "",
@@ -318,9 +333,9 @@ def main():
         "## Rules that `implementation=\"auto\"` follows",
         "",
         "- `SparseDense` (`keras_sparse.layers.sparse_dense.choose_implementation`),",
-        "  with the compiled CPU kernel (`csr`, Numba): `csr` up to 25 % density",
-        "  on TensorFlow and PyTorch, 20 % on JAX, `dense` above. Without it (GPU,",
-        "  no Numba): `sparse` up to 1 % / 0.5 % / 0.2 % (TensorFlow / JAX /",
+        f"  with the compiled CPU kernel (`csr`, Numba): `csr` up to {csr} density",
+        "  (TensorFlow / JAX / PyTorch), `dense` above. Without it (GPU,",
+        f"  no Numba): `sparse` up to {sparse} (TensorFlow / JAX /",
         "  PyTorch), `dense` above. A layer whose dense kernel would exceed 2^24",
         "  entries never uses `dense`. `sparse` = portable keras.ops gather +",
         "  segment-sum (never picked with `csr` available: within 10 % of it only",
@@ -328,9 +343,10 @@ def main():
         "  layers); `csr` = compiled CPU kernels (`keras_sparse/ops/csr_cpu.py`)",
         "  reached through XLA FFI custom calls on JAX, `tf.numpy_function` on",
         "  TensorFlow and a `torch.autograd.Function` on PyTorch; `dense` = values",
-        "  placed into a dense kernel, then matmul (on TensorFlow by",
-        "  `SparseToDense` with a gather gradient, `keras_sparse/ops/backend/tf_densify.py`:",
-        "  its scatter ops run serially without XLA).",
+        "  placed into the transposed dense kernel at flat positions computed once",
+        "  (on TensorFlow by `SparseToDense` with a gather gradient,",
+        "  `keras_sparse/ops/backend/tf_densify.py`: its scatter ops run serially",
+        "  without XLA; on PyTorch `index_copy_`), then one matmul.",
         "- `csr` kernels: input-major CSR, a block of up to 128 samples at a time,",
         "  the block's slice of the dense operand transposed 128 inputs at a time",
         "  into a cache-resident tile (16 x 16 squares transposed in SIMD",
