@@ -321,14 +321,20 @@ def test_vectorized_map_matches_batched_call(impl):
     )
 
 
+@pytest.mark.parametrize("non_finite", [False, True])
 @pytest.mark.parametrize("impl", IMPLS)
-def test_compiled_step_matches_eager(impl):
+def test_compiled_step_matches_eager(impl, non_finite):
     """`tf.function(jit_compile=True)` (XLA) on TensorFlow,
-    `torch.compile(fullgraph=True)` on PyTorch, `jax.jit` on JAX."""
+    `torch.compile(fullgraph=True)` on PyTorch, `jax.jit` on JAX; with
+    NaN/inf inputs the compiled non-finite branch (`"dense"`) runs."""
     conn = random_connectivity(16, 5, density=0.4, seed=8)
     layer = _layer(conn, impl)
     x = np.random.default_rng(8).standard_normal((4, 16)).astype("float32")
+    if non_finite:
+        x[1, 2], x[3, 9] = np.nan, np.inf
     eager = to_numpy(layer(x))
+    if non_finite:
+        assert np.isnan(eager).any() and np.isfinite(eager[1]).any()
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
