@@ -32,9 +32,11 @@ imports from `portable` the ones it does not do differently:
   `keras_sparse.training` use this one;
 - `cond_true_gradient(pred, true_fn, false_fn, *args)`: `true_fn(*args)`
   where the boolean scalar `pred` holds, else `false_fn(*args)`,
-  differentiated (any order) as `true_fn` whichever ran: for branches with
-  the same derivatives, where `true_fn` is the fast one. Traces under the
-  backend's compilers and transforms;
+  differentiated (any order) as `true_fn` whichever ran on JAX and
+  TensorFlow (which would otherwise keep both branches' intermediates), as
+  the branch that ran on PyTorch: only for branches with the same
+  derivatives, where `true_fn` is the fast one. Traces under the backend's
+  compilers and transforms;
 - `host_constant(array)`: a backend tensor made outside any trace, safe to
   keep in a plan and reuse in every later call and trace;
 - `GROUPED_CONV_MODE`: `"native"` (one grouped convolution) or `"split"`
