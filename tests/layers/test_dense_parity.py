@@ -211,6 +211,44 @@ def test_non_finite_inputs_reach_only_their_outputs_on_every_kernel():
     assert np.isfinite(want[0]).any()  # some outputs are not connected to input 3
 
 
+@pytest.mark.parametrize(
+    "n_in, n_out, density",
+    # The second is wide enough that "dense" sums its guarded branch over
+    # chunks of 128 inputs (two and a tail).
+    [(12, 7, 0.5), (300, 2048, 0.02)],
+)
+def test_non_finite_inputs_and_weights_give_the_ieee_sums_on_every_kernel(
+    n_in, n_out, density
+):
+    """Each output is the IEEE sum of its connections' terms: inf * 0 and
+    inf * NaN weights are NaN, opposite infinities are NaN, one sign's are
+    that infinity; compared with NumPy float64 sums over the connections."""
+    conn = random_connectivity(n_in, n_out, density=density, seed=9)
+    rng = np.random.default_rng(9)
+    v = rng.standard_normal(conn.nnz).astype("float32")
+    v[:4] = [0.0, np.nan, np.inf, -np.inf]
+    x = rng.standard_normal((6, n_in)).astype("float32")
+    rows, cols = conn.input_indices, conn.output_indices
+    for b, i in enumerate(rows[:4]):  # inputs of the odd weights, infinite
+        x[b, i] = np.inf if b % 2 else -np.inf
+    x[4, 2], x[4, n_in - 5], x[5, 0], x[5, n_in - 1] = np.inf, -np.inf, np.nan, np.inf
+    with np.errstate(invalid="ignore"):
+        terms = x[:, rows].astype(np.float64) * v
+        want = np.zeros((6, n_out))
+        np.add.at(want.T, cols, terms.T)
+    for impl in ("sparse", "csr", "dense"):
+        if impl == "csr" and not backend.csr_available():
+            continue
+        layer = _layer(conn, impl, use_bias=False)
+        got = to_numpy(apply(layer, ops.convert_to_tensor(x), ops.convert_to_tensor(v)))
+        for kind in (np.isnan, np.isposinf, np.isneginf):
+            np.testing.assert_array_equal(kind(got), kind(want), err_msg=impl)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=impl)
+    # Each kind of output occurs, and a finite one.
+    assert np.isnan(want).any() and np.isposinf(want).any()
+    assert np.isneginf(want).any() and np.isfinite(want).any()
+
+
 def test_non_finite_inputs_gradients_agree_on_every_kernel():
     """Gradients with NaN/inf inputs: `"dense"` differentiates its dense
     branch (`cond_true_gradient`) also when the guarded branch ran, which is

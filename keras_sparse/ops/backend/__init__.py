@@ -32,11 +32,13 @@ imports from `portable` the ones it does not do differently:
   `keras_sparse.training` use this one;
 - `cond_true_gradient(pred, true_fn, false_fn, *args)`: `true_fn(*args)`
   where the boolean scalar `pred` holds, else `false_fn(*args)`,
-  differentiated (any order) as `true_fn` whichever ran on JAX and
-  TensorFlow (which would otherwise keep both branches' intermediates), as
-  the branch that ran on PyTorch: only for branches with the same
-  derivatives, where `true_fn` is the fast one. Traces under the backend's
-  compilers and transforms;
+  differentiated (any order) as `true_fn` whichever ran (JAX and
+  TensorFlow would otherwise keep both branches' intermediates): for a
+  `false_fn` that corrects `true_fn`'s value where it is wrong, and whose
+  derivatives are `true_fn`'s. `true_fn` may run in either case (PyTorch
+  runs it first), so it is the cheap one. Traces under the backend's
+  compilers and transforms (the portable binding is a plain `cond`,
+  differentiated as the branch that ran);
 - `host_constant(array)`: a backend tensor made outside any trace, safe to
   keep in a plan and reuse in every later call and trace;
 - `GROUPED_CONV_MODE`: `"native"` (one grouped convolution) or `"split"`

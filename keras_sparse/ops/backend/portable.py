@@ -40,6 +40,9 @@ def host_constant(array: np.ndarray) -> Any:
 
 
 def cond_true_gradient(pred: Any, true_fn: Any, false_fn: Any, *args: Any) -> Any:
+    """A plain `keras.ops.cond`, differentiated as the branch that ran
+    (the backends this binding serves, NumPy and OpenVINO, do not
+    differentiate)."""
     from keras import ops
 
     return ops.cond(pred, lambda: true_fn(*args), lambda: false_fn(*args))

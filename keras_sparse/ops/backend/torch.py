@@ -148,25 +148,57 @@ def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:
     return ops["spmm"](x, values.to(x.dtype), *idx, int(shape[1]))
 
 
-def cond_true_gradient(pred: Any, true_fn: Any, false_fn: Any, *args: Any) -> Any:
-    """`torch.cond` under `torch.compile`; a Python branch otherwise (autograd
-    records only the branch taken), and `false_fn` (the general branch)
-    where the predicate is batched (`torch.func.vmap`)."""
-    import torch
+class _ValueOfSecond(torch.autograd.Function):
+    """`second`'s value with `first`'s derivatives (any order and mode)."""
 
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(first: Any, second: Any) -> Any:
+        return second.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, grad: Any) -> Any:
+        return grad, None
+
+
+class _ValueOfSecondForward(_ValueOfSecond):
+    """With forward mode (`torch.func.jvp`), which `torch.compile` refuses
+    in a custom function."""
+
+    @staticmethod
+    def jvp(ctx: Any, first_tangent: Any, second_tangent: Any) -> Any:
+        return first_tangent
+
+
+def cond_true_gradient(pred: Any, true_fn: Any, false_fn: Any, *args: Any) -> Any:
+    """`true_fn(*args)` where `pred` holds, else `false_fn(*args)`'s value
+    with `true_fn`'s derivatives (`_ValueOfSecond`), as on JAX and
+    TensorFlow. Python decides the branch in eager mode; `torch.cond` does
+    under `torch.compile`; where the predicate is batched
+    (`torch.func.vmap`), `false_fn`, the general branch, gives the value."""
+    first = true_fn(*args)
+    detached = tuple(a.detach() for a in args)
     if torch.compiler.is_compiling():
         # torch.cond refuses a branch that returns one of its operands.
-        return torch.cond(
+        second = torch.cond(
             pred,
-            lambda *a: true_fn(*a).clone(),
-            lambda *a: false_fn(*a).clone(),
-            tuple(args),
+            lambda first, *a: first.clone(),
+            lambda first, *a: false_fn(*a).clone(),
+            (first.detach(), *detached),
         )
+        return _ValueOfSecond.apply(first, second)
     try:
         taken = bool(pred)
     except RuntimeError:  # data-dependent under a functorch transform
-        return false_fn(*args)
-    return true_fn(*args) if taken else false_fn(*args)
+        taken = False
+    if taken:
+        return first
+    return _ValueOfSecondForward.apply(first, false_fn(*detached))
 
 
 def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
