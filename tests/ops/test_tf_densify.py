@@ -8,7 +8,7 @@ from keras_sparse.connectivity import random_connectivity
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "tensorflow",
-    reason="SparseToDense densify is the TensorFlow backend's fast path",
+    reason="the XLA-compiled densify is the TensorFlow backend's fast path",
 )
 
 

@@ -10,9 +10,10 @@
   (so `model.export()`) traces, `csr_matmul` runs the portable formulas
   (`keras_sparse.ops.portable.csr_matmul`, same operands, same result)
   instead, so such models compile and serve from a fresh process.
-- `densify` uses `SparseToDense` with a gather gradient: TensorFlow's
-  scatter ops write one entry at a time under a lock on the CPU
-  (`tf_densify`).
+- `densify` is a scatter with a gather gradient, each a small
+  `jit_compile` function called from the graph: TensorFlow's own scatter
+  ops write one entry at a time under a lock on the CPU, and its gather
+  took 3-5x XLA's (`tf_densify`).
 - The density thresholds of `implementation="auto"` and the split grouped
   convolution (XLA's CPU grouped convolution is 10-50x slower) come from
   `docs/benchmarks.md`.
@@ -89,10 +90,10 @@ def host_constant(array: np.ndarray) -> Any:
         return tf.constant(array)
 
 
-def densify(values: Any, pairs: Any, shape: tuple[int, int]) -> Any:
+def densify(values: Any, positions: Any, shape: tuple[int, int]) -> Any:
     from keras_sparse.ops.backend import tf_densify
 
-    return tf_densify.densify(values, pairs, shape)
+    return tf_densify.densify(values, positions, shape)
 
 
 def _host_unusable() -> bool:
