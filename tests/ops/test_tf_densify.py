@@ -79,3 +79,25 @@ def test_sparse_dense_uses_it_and_trains_under_tf_function(monkeypatch):
     )
     assert isinstance(layer.kernel_values.value, tf.Variable)
     assert calls, "the dense kernel did not go through tf_densify"
+
+
+def test_layers_of_many_sizes_share_one_traced_scatter():
+    """The XLA-compiled scatter takes the kernel's size as a tensor, so
+    layers of different sizes reuse its trace (one, and one generalized to
+    any length); with the size as a Python argument each layer retraced it
+    and TensorFlow logged retracing warnings."""
+    from keras_sparse import SparseDense
+    from keras_sparse.ops.backend import tf_densify
+
+    tf_densify._scatter.cache_clear()  # fresh: the tests above traced it
+    for n in range(20, 28):
+        conn = random_connectivity(n, 5, density=0.5, seed=n)
+        layer = SparseDense(5, conn, implementation="dense")
+        layer.build((None, n))
+        x = np.random.default_rng(n).standard_normal((2, n)).astype("float32")
+        w = np.zeros((n, 5), "float32")
+        w[conn.input_indices, conn.output_indices] = layer.kernel_values.numpy()
+        np.testing.assert_allclose(
+            layer(x).numpy(), x @ w + layer.bias.numpy(), rtol=1e-5, atol=1e-6
+        )
+    assert tf_densify._scatter().experimental_get_tracing_count() <= 2

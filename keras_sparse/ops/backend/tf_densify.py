@@ -27,12 +27,13 @@ __all__ = ["densify"]
 
 @functools.cache
 def _scatter() -> Any:
-    """`size` zeros with `values` at the unique `indices`, compiled by XLA
-    (one per process; XLA compiles it once per shape, dtype and size)."""
+    """`shape` zeros with `values` at the unique `indices`, compiled by XLA
+    (one function, traced once; XLA compiles it once per operands' shapes
+    and dtypes and `shape`'s value, a compile-time constant to it)."""
     import tensorflow as tf
 
     return tf.function(
-        lambda values, indices, size: tf.scatter_nd(indices[:, None], values, [size]),
+        lambda values, indices, shape: tf.scatter_nd(indices[:, None], values, shape),
         jit_compile=True,
         reduce_retracing=True,
         autograph=False,
@@ -71,10 +72,11 @@ def densify(values: Any, positions: Any, shape: tuple[int, int]) -> Any:
     import tensorflow as tf
 
     flat = tf.convert_to_tensor(positions)
+    size = tf.constant([shape[0] * shape[1]], dtype=flat.dtype)
 
     @tf.custom_gradient
     def _densify(v: Any) -> Any:
-        kernel = _scatter()(v, flat, shape[0] * shape[1])
+        kernel = _scatter()(v, flat, size)
 
         def grad(dkernel: Any) -> Any:
             return _gather()(tf.reshape(dkernel, [-1]), flat)
