@@ -165,19 +165,32 @@ class MatmulPlan:
         input, or for an infinite one and a zero or NaN weight, else
         infinite with the sign of the product; a sum with a NaN term, or
         infinite terms of both signs, is NaN, else infinite if a term is.
-        The finite inputs' product is dense; the non-finite terms are
-        counted by dense products of 0/1 indicators of the inputs' and the
-        weights' classes (a count is only compared with 0, so any float
-        dtype is exact). Both run over chunks of inputs, so that the branch
-        needs a few MB beside the weights' classes (an int8 dense kernel): XLA
-        allocates every branch's buffers in every JAX step, whichever runs,
-        and buffers over glibc's 32 MB mmap threshold are fresh pages each
-        call (the gather + segment-sum this replaced, `batch * nnz`, took
-        1.1 GB and 4,100 page faults per step at 9180 -> 230, 50 %, batch
-        256).
+
+        The product is one dense matmul of `x` with each infinite input
+        replaced by its sign and each NaN by 0 (so the rows without
+        non-finite inputs are the unguarded product's, and a replaced input
+        times an infinite weight keeps the sign the term has); to every
+        output a non-finite input reaches, the sum of its terms is added,
+        NaN or an infinity, from counts of the terms' kinds: dense products
+        of 0/1 indicators of the inputs' and the weights' classes (a count
+        is only compared with 0, so any float dtype is exact).
+
+        Where the backend holds the buffers of both branches of a cond in
+        every step (`COND_ALLOCATES_BOTH_BRANCHES`: XLA on JAX, where glibc
+        gives buffers over 32 MB fresh pages each call), the counts run over
+        chunks of about 2**17 entries of `x` and of the kernel (at least 128
+        inputs wide): the gather + segment-sum this replaced, `batch * nnz`,
+        took 1.1 GB and 4,100 page faults per step at 9180 -> 230, 50 %,
+        batch 256; now 22 MB in all, and none.
         """
         n_in, n_out = self.shape
         dtype = x.dtype
+        proxy = ops.where(
+            ops.isfinite(x),
+            x,
+            ops.where(ops.isnan(x), ops.zeros_like(x), ops.sign(x)),
+        )
+        product = backend.matmul(proxy, kernel_t, transpose_b=True)
         one = ops.ones_like(values)
         # 1: positive weight, 2: negative, 3: zero or NaN; 0: no connection.
         code = ops.where(
@@ -187,14 +200,10 @@ class MatmulPlan:
         )
         codes = self.kernel_t(ops.cast(code, "int8"))
         batch = ops.shape(x)[0]
-        rows = max(n_out, x.shape[0] if isinstance(x.shape[0], int) else 256)
 
-        def chunk(start: Any, width: int, sums: Any) -> Any:
+        def chunk(start: Any, width: int, counts: Any) -> Any:
             xs = ops.slice(x, (0, start), (batch, width))
-            ks = ops.slice(kernel_t, (0, start), (n_out, width))
             cs = ops.slice(codes, (0, start), (n_out, width))
-            finite = ops.isfinite(xs)
-            clean = ops.where(finite, xs, ops.zeros_like(xs))
             x_pos = ops.cast(ops.equal(xs, float("inf")), dtype)
             x_neg = ops.cast(ops.equal(xs, float("-inf")), dtype)
             x_nan = ops.cast(ops.isnan(xs), dtype)
@@ -203,9 +212,8 @@ class MatmulPlan:
             def count(a: Any, k: Any) -> Any:
                 return backend.matmul(a, k, transpose_b=True)
 
-            product, positive, negative, nan = sums
+            positive, negative, nan = counts
             return (
-                product + count(clean, ks),
                 positive + count(x_pos, k_pos) + count(x_neg, k_neg),
                 negative + count(x_pos, k_neg) + count(x_neg, k_pos),
                 nan
@@ -213,22 +221,28 @@ class MatmulPlan:
                 + count(x_pos + x_neg, k_nan),
             )
 
-        # Chunks of about 2**17 entries (x's and the kernel's, each).
-        width = int(min(n_in, max(128, 2**17 // rows)))
+        width = n_in
+        if backend.COND_ALLOCATES_BOTH_BRANCHES:
+            rows = max(n_out, x.shape[0] if isinstance(x.shape[0], int) else 256)
+            width = int(min(n_in, max(128, 2**17 // rows)))
         steps, tail = divmod(n_in, width)
         zeros = ops.zeros((batch, n_out), dtype=dtype)
-        sums = (zeros, zeros, zeros, zeros)
-        if steps:
-            sums = ops.fori_loop(
-                0, steps, lambda i, s: chunk(i * width, width, s), sums
+        counts = (zeros, zeros, zeros)
+        if steps == 1:
+            counts = chunk(0, width, counts)
+        elif steps:
+            counts = ops.fori_loop(
+                0, steps, lambda i, c: chunk(i * width, width, c), counts
             )
         if tail:
-            sums = chunk(steps * width, tail, sums)
-        product, positive, negative, nan = sums
+            counts = chunk(steps * width, tail, counts)
+        positive, negative, nan = counts
         nan = ops.logical_or(
             ops.greater(nan, 0),
             ops.logical_and(ops.greater(positive, 0), ops.greater(negative, 0)),
         )
+        # Added, not substituted: a finite input times an infinite weight in
+        # `product` meets the counted infinities as IEEE sums have them.
         infinite = ops.where(
             ops.greater(positive, 0),
             zeros + float("inf"),

@@ -213,24 +213,30 @@ def test_non_finite_inputs_reach_only_their_outputs_on_every_kernel():
 
 @pytest.mark.parametrize(
     "n_in, n_out, density",
-    # The second is wide enough that "dense" sums its guarded branch over
-    # chunks of 128 inputs (two and a tail).
+    # The second is wide enough that "dense" counts over chunks of 128
+    # inputs (two and a tail) where it chunks.
     [(12, 7, 0.5), (300, 2048, 0.02)],
 )
+@pytest.mark.parametrize("chunked", [False, True])
 def test_non_finite_inputs_and_weights_give_the_ieee_sums_on_every_kernel(
-    n_in, n_out, density
+    n_in, n_out, density, chunked, monkeypatch
 ):
     """Each output is the IEEE sum of its connections' terms: inf * 0 and
     inf * NaN weights are NaN, opposite infinities are NaN, one sign's are
-    that infinity; compared with NumPy float64 sums over the connections."""
+    that infinity; compared with NumPy float64 sums over the connections.
+    `chunked`: the guarded branch counts in chunks, as it does on JAX."""
+    monkeypatch.setattr(backend, "COND_ALLOCATES_BOTH_BRANCHES", chunked)
     conn = random_connectivity(n_in, n_out, density=density, seed=9)
     rng = np.random.default_rng(9)
     v = rng.standard_normal(conn.nnz).astype("float32")
-    v[:4] = [0.0, np.nan, np.inf, -np.inf]
-    x = rng.standard_normal((6, n_in)).astype("float32")
     rows, cols = conn.input_indices, conn.output_indices
-    for b, i in enumerate(rows[:4]):  # inputs of the odd weights, infinite
-        x[b, i] = np.inf if b % 2 else -np.inf
+    # The odd weights on four different outputs, so that an infinite weight
+    # meeting an infinite input is not hidden behind a NaN weight's output.
+    odd = [int(np.flatnonzero(cols == j)[0]) for j in range(4)]
+    v[odd] = [0.0, np.nan, np.inf, -np.inf]
+    x = rng.standard_normal((6, n_in)).astype("float32")
+    for b, c in enumerate(odd):  # the odd weights' inputs, infinite
+        x[b, rows[c]] = np.inf if b % 2 else -np.inf
     x[4, 2], x[4, n_in - 5], x[5, 0], x[5, n_in - 1] = np.inf, -np.inf, np.nan, np.inf
     with np.errstate(invalid="ignore"):
         terms = x[:, rows].astype(np.float64) * v
@@ -553,3 +559,25 @@ def test_half_precision_sums_in_float32(policy, impl):
     dense_error = np.abs(to_numpy(dense(x)).astype(np.float64) - want).max() / want.max()
     error = np.abs(out - want).max() / want.max()
     assert error <= max(2 * dense_error, 1e-2), (error, dense_error)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="SavedModel is TensorFlow's")
+def test_exported_dense_kernel_has_no_xla_functions(tmp_path):
+    """The TensorFlow `"dense"` kernel runs XLA-compiled scatter and gather
+    functions in training, but a SavedModel must serve without XLA (TF
+    Serving refuses `_XlaMustCompile` functions by default)."""
+    conn = random_connectivity(30, 5, density=0.3, seed=12)
+    model = keras.Sequential(
+        [keras.Input((30,)), SparseDense(5, conn, implementation="dense")]
+    )
+    x = np.random.default_rng(12).standard_normal((4, 30)).astype("float32")
+    want = to_numpy(model(x))
+    path = str(tmp_path / "m")
+    model.export(path, verbose=False)
+    saved = open(os.path.join(path, "saved_model.pb"), "rb").read()
+    assert b"_XlaMustCompile" not in saved
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(path)  # kept: its variables die with it
+    served = loaded.serve(tf.constant(x)).numpy()
+    np.testing.assert_allclose(served, want, rtol=1e-6, atol=1e-6)

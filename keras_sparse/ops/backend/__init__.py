@@ -45,6 +45,9 @@ imports from `portable` the ones it does not do differently:
   (one convolution per group), whichever measured faster on the CPU;
 - `AUTO_SPARSE_MAX_DENSITY`, `AUTO_CSR_MAX_DENSITY`: the density
   thresholds of `implementation="auto"` (docs/benchmarks.md);
+- `COND_ALLOCATES_BOTH_BRANCHES`: whether a compiled step holds the
+  buffers of both branches of a `cond`, whichever runs (XLA on JAX), so
+  that a rarely taken branch must work in small chunks;
 
 The numbers behind each choice are in `docs/benchmarks.md`; each binding's
 docstring says what it does differently and why.
@@ -70,6 +73,7 @@ SIGNATURE = (
     "GROUPED_CONV_MODE",
     "AUTO_SPARSE_MAX_DENSITY",
     "AUTO_CSR_MAX_DENSITY",
+    "COND_ALLOCATES_BOTH_BRANCHES",
 )
 
 __all__ = ["SIGNATURE", "NAME", "binding", *SIGNATURE]
@@ -98,3 +102,4 @@ value_and_grad = _current.value_and_grad
 GROUPED_CONV_MODE: str = _current.GROUPED_CONV_MODE
 AUTO_SPARSE_MAX_DENSITY: float = _current.AUTO_SPARSE_MAX_DENSITY
 AUTO_CSR_MAX_DENSITY: float = _current.AUTO_CSR_MAX_DENSITY
+COND_ALLOCATES_BOTH_BRANCHES: bool = _current.COND_ALLOCATES_BOTH_BRANCHES

@@ -43,6 +43,9 @@ AUTO_SPARSE_MAX_DENSITY = 0.005
 # masked dense 19 / 26 / 21 ms at 10 %, 28 / 24 / 18 ms at 15 %, 30 / 22 /
 # 18 ms at 20 % (one run, 15 calls each, docs/benchmarks.md).
 AUTO_CSR_MAX_DENSITY = 0.1
+# XLA assigns buffers to every branch of a conditional in every execution
+# (the non-finite branch of "dense" once took 1.1 GB of each step).
+COND_ALLOCATES_BOTH_BRANCHES = True
 
 _PRIMS: dict[str, Any] = {}
 _EAGER: dict[tuple[Any, ...], Any] = {}
@@ -59,11 +62,12 @@ def cond_true_gradient(pred: Any, true_fn: Any, false_fn: Any, *args: Any) -> An
     """`lax.cond` differentiated as `true_fn` (a `custom_jvp`).
 
     JAX differentiates a `cond` by keeping the intermediates of every branch
-    as residuals, taken or not: the non-finite branch of `"dense"` (two
-    `x`-sized arrays and the sparse product's operands) cost 10-15 ms of a
-    9180 -> 230 training step at 20 % density whose masked dense step took
-    12-16 ms. Here only the taken branch runs, and derivatives of any
-    order and mode are those of `true_fn`.
+    as residuals, taken or not: the non-finite branch of `"dense"` (then
+    two `x`-sized arrays and a sparse product's operands) cost 10-15 ms of
+    a 9180 -> 230 training step at 20 % density whose masked dense step
+    took 12-16 ms. Here only the taken branch's residuals are kept, and
+    derivatives of any order and mode are those of `true_fn`. (XLA still
+    assigns buffers to both branches: `COND_ALLOCATES_BOTH_BRANCHES`.)
     """
     import jax
 

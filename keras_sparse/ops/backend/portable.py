@@ -12,6 +12,7 @@ import numpy as np
 GROUPED_CONV_MODE = "split"
 AUTO_SPARSE_MAX_DENSITY = 0.002
 AUTO_CSR_MAX_DENSITY = 0.0
+COND_ALLOCATES_BOTH_BRANCHES = False
 
 
 def csr_available() -> bool:

@@ -38,6 +38,7 @@ AUTO_SPARSE_MAX_DENSITY = 0.01
 # and 0.6-0.7x at 20 %, where `dense` was as fast or faster
 # (docs/benchmarks.md).
 AUTO_CSR_MAX_DENSITY = 0.1
+COND_ALLOCATES_BOTH_BRANCHES = False  # only the branch taken runs
 
 
 def csr_available() -> bool:

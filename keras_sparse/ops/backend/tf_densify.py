@@ -12,7 +12,9 @@ values took 4.4-6.4 ms and the XLA one 1.3 ms; `SparseToDense` (the
 fastest native scatter) 2.9-3.3 ms and the XLA scatter 2.2 ms. The
 training step, alternating in one process: 25.5 ms with both native,
 22 ms with the XLA gather, 20 ms with both compiled, masked dense 17.5
-ms (at 20 %: 21, 19 and 19.5 ms, masked dense 17.5 ms). Measured in
+ms (at 20 %: 21, 19 and 19.5 ms, masked dense 17.5 ms). While a SavedModel
+is traced, the plain ops are used (`SparseToDense`, `tf.gather`), so that
+exported models serve without XLA. Measured in
 `benchmarks/sparse_dense_step.py` (docs/benchmarks.md); checked against
 the portable path and NumPy in `tests/ops/test_backend_seam.py`.
 """
@@ -73,14 +75,40 @@ def densify(values: Any, positions: Any, shape: tuple[int, int]) -> Any:
 
     flat = tf.convert_to_tensor(positions)
     size = tf.constant([shape[0] * shape[1]], dtype=flat.dtype)
+    if _saving():
+        # A SavedModel with XLA functions needs XLA where it is served (TF
+        # Serving refuses them by default): plain ops, same values.
+        def scatter(v: Any) -> Any:
+            return tf.raw_ops.SparseToDense(
+                sparse_indices=flat,
+                output_shape=size,
+                sparse_values=v,
+                default_value=tf.zeros((), dtype=v.dtype),
+                validate_indices=False,
+            )
+
+        gather = tf.gather
+    else:
+
+        def scatter(v: Any) -> Any:
+            return _scatter()(v, flat, size)
+
+        gather = _gather()
 
     @tf.custom_gradient
     def _densify(v: Any) -> Any:
-        kernel = _scatter()(v, flat, size)
-
         def grad(dkernel: Any) -> Any:
-            return _gather()(tf.reshape(dkernel, [-1]), flat)
+            return gather(tf.reshape(dkernel, [-1]), flat)
 
-        return tf.reshape(kernel, shape), grad
+        return tf.reshape(scatter(v), shape), grad
 
     return _densify(tf.convert_to_tensor(values))
+
+
+def _saving() -> bool:
+    """True while a SavedModel is traced (`model.export`, `tf.saved_model`)."""
+    try:  # A private TensorFlow module: without it, assume not saving.
+        from tensorflow.python.saved_model import save_context
+    except ImportError:  # pragma: no cover - depends on the TF version
+        return False
+    return bool(save_context.in_save_context())

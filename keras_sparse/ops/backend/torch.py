@@ -37,6 +37,7 @@ AUTO_SPARSE_MAX_DENSITY = 0.002
 # and 0.6-0.7x at 20 %, where `dense` was as fast or faster
 # (docs/benchmarks.md).
 AUTO_CSR_MAX_DENSITY = 0.1
+COND_ALLOCATES_BOTH_BRANCHES = False  # only the branch taken runs
 
 _OPS: dict[str, Any] = {}
 
@@ -149,7 +150,8 @@ def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:
 
 
 class _ValueOfSecond(torch.autograd.Function):
-    """`second`'s value with `first`'s derivatives (any order and mode)."""
+    """`second`'s value with `first`'s derivatives (reverse mode, any
+    order; forward mode in `_ValueOfSecondForward`)."""
 
     generate_vmap_rule = True
 
