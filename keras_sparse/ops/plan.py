@@ -156,41 +156,36 @@ class MatmulPlan:
             return self.sparse_matmul(x, values)
         return self._dense_matmul(x, values)
 
-    def _guarded_product(self, x: Any, kernel_t: Any, values: Any) -> Any:
+    def _guarded_product(self, product: Any, x: Any, kernel_t: Any, values: Any) -> Any:
         """`x @ W` summed over the connections only, for `x` with NaN or
         infinite entries (which times an absent zero would poison every
-        output).
+        output); `product` is the dense `x @ W`, kept in the rows without.
 
         As IEEE arithmetic has it: a non-finite input's term is NaN for a NaN
         input, or for an infinite one and a zero or NaN weight, else
         infinite with the sign of the product; a sum with a NaN term, or
         infinite terms of both signs, is NaN, else infinite if a term is.
 
-        The product is one dense matmul of `x` with each infinite input
-        replaced by its sign and each NaN by 0 (so the rows without
-        non-finite inputs are the unguarded product's, and a replaced input
-        times an infinite weight keeps the sign the term has); to every
-        output a non-finite input reaches, the sum of its terms is added,
-        NaN or an infinity, from counts of the terms' kinds: dense products
-        of 0/1 indicators of the inputs' and the weights' classes (a count
-        is only compared with 0, so any float dtype is exact).
+        In a row with a non-finite input, the finite terms are a dense
+        product of `x` with each infinite input replaced by its sign and
+        each NaN by 0 (a replaced input times an infinite weight keeps the
+        sign the term has), and to every output a non-finite input reaches
+        the sum of its terms is added, NaN or an infinity, from counts of
+        the terms' kinds: dense products of 0/1 indicators of the inputs'
+        and the weights' classes (a count is only compared with 0, so any
+        float dtype is exact). float16 and bfloat16 are summed in float32.
 
         Where the backend holds the buffers of both branches of a cond in
         every step (`COND_ALLOCATES_BOTH_BRANCHES`: XLA on JAX, where glibc
-        gives buffers over 32 MB fresh pages each call), the counts run over
-        chunks of about 2**17 entries of `x` and of the kernel (at least 128
+        gives buffers over 32 MB fresh pages each call), this runs over
+        chunks of about 2**15 entries of `x` and of the kernel (at least 64
         inputs wide): the gather + segment-sum this replaced, `batch * nnz`,
         took 1.1 GB and 4,100 page faults per step at 9180 -> 230, 50 %,
-        batch 256; now 22 MB in all, and none.
+        batch 256.
         """
         n_in, n_out = self.shape
-        dtype = x.dtype
-        proxy = ops.where(
-            ops.isfinite(x),
-            x,
-            ops.where(ops.isnan(x), ops.zeros_like(x), ops.sign(x)),
-        )
-        product = backend.matmul(proxy, kernel_t, transpose_b=True)
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        acc = "float32" if dtype in ("float16", "bfloat16") else dtype
         one = ops.ones_like(values)
         # 1: positive weight, 2: negative, 3: zero or NaN; 0: no connection.
         code = ops.where(
@@ -201,54 +196,65 @@ class MatmulPlan:
         codes = self.kernel_t(ops.cast(code, "int8"))
         batch = ops.shape(x)[0]
 
-        def chunk(start: Any, width: int, counts: Any) -> Any:
+        def chunk(start: Any, width: int, sums: Any) -> Any:
             xs = ops.slice(x, (0, start), (batch, width))
+            ks = ops.cast(ops.slice(kernel_t, (0, start), (n_out, width)), acc)
             cs = ops.slice(codes, (0, start), (n_out, width))
-            x_pos = ops.cast(ops.equal(xs, float("inf")), dtype)
-            x_neg = ops.cast(ops.equal(xs, float("-inf")), dtype)
-            x_nan = ops.cast(ops.isnan(xs), dtype)
-            k_pos, k_neg, k_nan = (ops.cast(ops.equal(cs, c), dtype) for c in (1, 2, 3))
+            proxy = ops.where(
+                ops.isfinite(xs),
+                xs,
+                ops.where(ops.isnan(xs), ops.zeros_like(xs), ops.sign(xs)),
+            )
+            x_pos = ops.cast(ops.equal(xs, float("inf")), acc)
+            x_neg = ops.cast(ops.equal(xs, float("-inf")), acc)
+            x_nan = ops.cast(ops.isnan(xs), acc)
+            k_pos, k_neg, k_nan = (ops.cast(ops.equal(cs, c), acc) for c in (1, 2, 3))
 
             def count(a: Any, k: Any) -> Any:
                 return backend.matmul(a, k, transpose_b=True)
 
-            positive, negative, nan = counts
+            finite, positive, negative, nan = sums
             return (
+                finite + count(ops.cast(proxy, acc), ks),
                 positive + count(x_pos, k_pos) + count(x_neg, k_neg),
                 negative + count(x_pos, k_neg) + count(x_neg, k_pos),
                 nan
-                + count(x_nan, ops.cast(ops.not_equal(cs, 0), dtype))
+                + count(x_nan, ops.cast(ops.not_equal(cs, 0), acc))
                 + count(x_pos + x_neg, k_nan),
             )
 
         width = n_in
         if backend.COND_ALLOCATES_BOTH_BRANCHES:
             rows = max(n_out, x.shape[0] if isinstance(x.shape[0], int) else 256)
-            width = int(min(n_in, max(128, 2**17 // rows)))
+            width = int(min(n_in, max(64, 2**15 // rows)))
         steps, tail = divmod(n_in, width)
-        zeros = ops.zeros((batch, n_out), dtype=dtype)
-        counts = (zeros, zeros, zeros)
+        zeros = ops.zeros((batch, n_out), dtype=acc)
+        sums = (zeros, zeros, zeros, zeros)
         if steps == 1:
-            counts = chunk(0, width, counts)
+            sums = chunk(0, width, sums)
         elif steps:
-            counts = ops.fori_loop(
-                0, steps, lambda i, c: chunk(i * width, width, c), counts
+            sums = ops.fori_loop(
+                0, steps, lambda i, s: chunk(i * width, width, s), sums
             )
         if tail:
-            counts = chunk(steps * width, tail, counts)
-        positive, negative, nan = counts
+            sums = chunk(steps * width, tail, sums)
+        finite, positive, negative, nan = sums
         nan = ops.logical_or(
             ops.greater(nan, 0),
             ops.logical_and(ops.greater(positive, 0), ops.greater(negative, 0)),
         )
         # Added, not substituted: a finite input times an infinite weight in
-        # `product` meets the counted infinities as IEEE sums have them.
+        # `finite` meets the counted infinities as IEEE sums have them.
         infinite = ops.where(
             ops.greater(positive, 0),
             zeros + float("inf"),
             ops.where(ops.greater(negative, 0), zeros - float("inf"), zeros),
         )
-        return product + ops.where(nan, zeros + float("nan"), infinite)
+        guarded = ops.cast(
+            finite + ops.where(nan, zeros + float("nan"), infinite), dtype
+        )
+        clean_row = ops.all(ops.isfinite(x), axis=1, keepdims=True)
+        return ops.where(clean_row, product, guarded)
 
     def _dense_matmul(self, x: Any, values: Any) -> Any:
         kernel_t = self.kernel_t(values)
@@ -260,7 +266,7 @@ class MatmulPlan:
             return product
 
         def guarded(product: Any, x: Any, kernel_t: Any, values: Any) -> Any:
-            return self._guarded_product(x, kernel_t, values)
+            return self._guarded_product(product, x, kernel_t, values)
 
         # The sum of `x` is finite exactly when every entry is, but for
         # finite entries whose sum overflows (then the guarded branch runs,
