@@ -213,8 +213,8 @@ def test_non_finite_inputs_reach_only_their_outputs_on_every_kernel():
 
 @pytest.mark.parametrize(
     "n_in, n_out, density",
-    # The second is wide enough that "dense" counts over chunks of 128
-    # inputs (two and a tail) where it chunks.
+    # The second is wide enough that "dense" sums over chunks of 64 inputs
+    # (four and a tail) where it chunks.
     [(12, 7, 0.5), (300, 2048, 0.02)],
 )
 @pytest.mark.parametrize("chunked", [False, True])
