@@ -10,7 +10,11 @@ default jit). For each density the models take turns, one epoch each, for
 `--rounds` rounds after one untimed epoch each (compilation), so foreign
 load falls on all of them alike; the time is the median epoch. "masked_dense"
 is the peer approach (a full kernel times a 0/1 mask,
-`sparse_dense_step.MaskedDense`); "keras_dense" a plain `Dense`.
+`sparse_dense_step.MaskedDense`); "keras_dense" a plain `Dense`;
+"fit_floor" the same model with only a bias in the layer's place
+(`sparse_dense_step.BiasOnly`): what `fit` costs around any product (data
+pipeline, head, loss, optimizer), so masked dense's epoch over the floor's
+bounds every speed-up (the `ceiling`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import write_result  # noqa: E402
-from sparse_dense_step import MaskedDense  # noqa: E402
+from sparse_dense_step import BiasOnly, MaskedDense  # noqa: E402
 
 from keras_sparse import SparseDense  # noqa: E402
 from keras_sparse.connectivity import random_connectivity  # noqa: E402
@@ -38,6 +42,7 @@ def make_models(n_in: int, units: int, density: float) -> dict:
         "sparse_dense[auto]": lambda: SparseDense(units, conn),
         "masked_dense": lambda: MaskedDense(conn.to_dense()),
         "keras_dense": lambda: keras.layers.Dense(units),
+        "fit_floor": lambda: BiasOnly(units),
     }
     models = {}
     for name, layer in layers.items():
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--densities", type=float, nargs="+", default=[0.001, 0.01])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out")
+    parser.add_argument("--remark", help="a sentence the report prints under the table")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     n = args.batch * args.batches
@@ -106,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             ),
             load_average=os.getloadavg(),
             rows=rows,
+            **({"remark": args.remark} if args.remark else {}),
         ),
     )
 

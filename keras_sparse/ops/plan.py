@@ -332,7 +332,8 @@ def make_plan(
             csr = csr_cpu.CSRPlan.from_connectivity(connectivity)
             csr_arrays = tuple(backend.host_constant(a) for a in csr.arrays)
         if impl == "dense" and not full:
-            flat = np.int32 if n_in * n_out < 2**31 else np.int64
+            small = n_in * n_out < 2**31 and backend.DENSIFY_INDEX_DTYPE == "int32"
+            flat = np.int32 if small else np.int64
             positions = backend.host_constant(
                 connectivity.output_indices.astype(flat) * n_in
                 + connectivity.input_indices.astype(flat)

@@ -20,6 +20,7 @@ def test_every_binding_implements_the_signature(name):
     assert module.GROUPED_CONV_MODE in ("native", "split")
     assert 0 <= module.AUTO_SPARSE_MAX_DENSITY <= 1
     assert 0 <= module.AUTO_CSR_MAX_DENSITY <= 1
+    assert module.DENSIFY_INDEX_DTYPE in ("int32", "int64")
 
 
 def test_only_the_seam_asks_for_the_backend():
@@ -32,6 +33,19 @@ def test_only_the_seam_asks_for_the_backend():
         if "backend.backend()" in p.read_text()
     ]
     assert hits == ["ops/backend/__init__.py"], hits
+
+
+def test_a_dense_plan_keeps_its_positions_in_the_densify_index_dtype():
+    """The positions a `"dense"` plan holds are already in the dtype the
+    backend's scatter reads (no cast in every call), and place each value."""
+    from keras_sparse.ops.plan import make_plan
+
+    conn = random_connectivity(50, 8, density=0.3, seed=2)
+    plan = make_plan(conn, "dense")
+    positions = to_numpy(plan.positions)
+    assert positions.dtype == np.dtype(backend.DENSIFY_INDEX_DTYPE)
+    want = conn.output_indices.astype(np.int64) * 50 + conn.input_indices
+    np.testing.assert_array_equal(positions, want)
 
 
 def _case(shape, density, batch, dtype="float32", seed=0):

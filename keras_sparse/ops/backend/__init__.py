@@ -48,6 +48,9 @@ imports from `portable` the ones it does not do differently:
 - `COND_ALLOCATES_BOTH_BRANCHES`: whether a compiled step holds the
   buffers of both branches of a `cond`, whichever runs (XLA on JAX), so
   that a rarely taken branch must work in small chunks;
+- `DENSIFY_INDEX_DTYPE`: the integer dtype (`"int32"` or `"int64"`) in
+  which a plan keeps `densify`'s constant positions when they fit in
+  int32: the one the backend's scatter reads without a per-call cast;
 
 The numbers behind each choice are in `docs/benchmarks.md`; each binding's
 docstring says what it does differently and why.
@@ -74,6 +77,7 @@ SIGNATURE = (
     "AUTO_SPARSE_MAX_DENSITY",
     "AUTO_CSR_MAX_DENSITY",
     "COND_ALLOCATES_BOTH_BRANCHES",
+    "DENSIFY_INDEX_DTYPE",
 )
 
 __all__ = ["SIGNATURE", "NAME", "binding", *SIGNATURE]
@@ -103,3 +107,4 @@ GROUPED_CONV_MODE: str = _current.GROUPED_CONV_MODE
 AUTO_SPARSE_MAX_DENSITY: float = _current.AUTO_SPARSE_MAX_DENSITY
 AUTO_CSR_MAX_DENSITY: float = _current.AUTO_CSR_MAX_DENSITY
 COND_ALLOCATES_BOTH_BRANCHES: bool = _current.COND_ALLOCATES_BOTH_BRANCHES
+DENSIFY_INDEX_DTYPE: str = _current.DENSIFY_INDEX_DTYPE

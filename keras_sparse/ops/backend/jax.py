@@ -46,6 +46,7 @@ AUTO_CSR_MAX_DENSITY = 0.1
 # XLA assigns buffers to every branch of a conditional in every execution
 # (the non-finite branch of "dense" once took 1.1 GB of each step).
 COND_ALLOCATES_BOTH_BRANCHES = True
+DENSIFY_INDEX_DTYPE = "int32"  # JAX without x64 has no int64
 
 _PRIMS: dict[str, Any] = {}
 _EAGER: dict[tuple[Any, ...], Any] = {}

@@ -39,6 +39,7 @@ AUTO_SPARSE_MAX_DENSITY = 0.01
 # (docs/benchmarks.md).
 AUTO_CSR_MAX_DENSITY = 0.1
 COND_ALLOCATES_BOTH_BRANCHES = False  # only the branch taken runs
+DENSIFY_INDEX_DTYPE = "int32"
 
 
 def csr_available() -> bool:
@@ -101,19 +102,19 @@ def _host_unusable() -> bool:
     """True while tracing for XLA or for a SavedModel (no Python there)."""
     import tensorflow as tf
 
+    from keras_sparse.ops.backend.tf_densify import saving
+
     if tf.executing_eagerly():
         return False
+    if saving():
+        return True
     try:  # Private TensorFlow modules: without them, assume the host is usable.
         from tensorflow.python.framework import ops as tf_ops
         from tensorflow.python.ops import control_flow_util
-        from tensorflow.python.saved_model import save_context
     except ImportError:  # pragma: no cover - depends on the TF version
         return False
     graph = tf_ops.get_default_graph()
-    return bool(
-        control_flow_util.GraphOrParentsInXlaContext(graph)
-        or save_context.in_save_context()
-    )
+    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
 
 
 def csr_matmul(x: Any, values: Any, arrays: Any, shape: tuple[int, int]) -> Any:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-__all__ = ["densify"]
+__all__ = ["densify", "saving"]
 
 
 @functools.cache
@@ -75,7 +75,7 @@ def densify(values: Any, positions: Any, shape: tuple[int, int]) -> Any:
 
     flat = tf.convert_to_tensor(positions)
     size = tf.constant([shape[0] * shape[1]], dtype=flat.dtype)
-    if _saving():
+    if saving():
         # A SavedModel with XLA functions needs XLA where it is served (TF
         # Serving refuses them by default): plain ops, same values.
         def scatter(v: Any) -> Any:
@@ -105,8 +105,9 @@ def densify(values: Any, positions: Any, shape: tuple[int, int]) -> Any:
     return _densify(tf.convert_to_tensor(values))
 
 
-def _saving() -> bool:
-    """True while a SavedModel is traced (`model.export`, `tf.saved_model`)."""
+def saving() -> bool:
+    """True while a SavedModel is traced (`model.export`, `tf.saved_model`);
+    also read by the TensorFlow binding's `csr_matmul`."""
     try:  # A private TensorFlow module: without it, assume not saving.
         from tensorflow.python.saved_model import save_context
     except ImportError:  # pragma: no cover - depends on the TF version
