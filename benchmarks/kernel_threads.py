@@ -22,6 +22,14 @@ gradient) through `keras_sparse.ops.csr_cpu`:
   to its `jax.pure_callback` path, whose calls come from XLA's threads too,
   and says so in the results (`jax_in_step_path`).
 
+`region_us` is what one parallel region (an almost empty `prange`, one
+element per thread) costs to start and join: before the steps, from the
+thread that ran each kernel inside the steps, and after them. Every kernel
+launches one or two regions; `launching_threads_in_step` counts the host
+threads that launched kernels in the steps (libgomp keeps a team of
+workers for each, and spins much less once it manages more threads than
+there are cores).
+
 `floor` is the time the bytes that must move take at the machine's
 streaming bandwidth (a parallel Numba triad over 256 MiB, same threads):
 forward reads `x` and the connections (4-byte index + 4-byte value each)
@@ -38,6 +46,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 
 import keras
@@ -62,6 +71,25 @@ OPS = ("forward", "input_grad", "values_grad")
 def _triad(a, b, c):  # pragma: no cover - compiled
     for i in numba.prange(a.size):
         a[i] = b[i] + 1.5 * c[i]
+
+
+@numba.njit(parallel=True, cache=True)
+def _region(a):  # pragma: no cover - compiled
+    for i in numba.prange(a.size):
+        a[i] += 1.0
+
+
+def region_us(repeats: int = 20) -> float:
+    """Microseconds per launch of an (almost) empty parallel region (one
+    element per thread): what starting and joining the kernels' threads
+    costs from the calling thread, median of `repeats` launches."""
+    a = np.zeros(numba.get_num_threads())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _region(a)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e6
 
 
 def bandwidth_bytes_per_s(mib: int = 256) -> float:
@@ -114,6 +142,8 @@ class InStepTimer:
 
     def __init__(self) -> None:
         self.times: dict[str, list[float]] = {op: [] for op in OPS}
+        self.threads: set[int] = set()
+        self.regions: list[float] = []
         self.real = {name: getattr(csr_cpu, name) for name in self.NAMES}
 
     def __enter__(self) -> InStepTimer:
@@ -130,14 +160,30 @@ class InStepTimer:
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
             self.times[op].append(time.perf_counter() - t0)
+            self.threads.add(threading.get_native_id())
             return out
 
         return timed
 
 
+class RegionProbe(InStepTimer):
+    """While installed, every kernel call inside a step is followed by
+    `region_us` launches from the same thread (the thread the framework
+    runs the kernel on)."""
+
+    def _wrap(self, fn, op):
+        def probed(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            self.regions.append(region_us(5))
+            return out
+
+        return probed
+
+
 def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
     conn, calls = kernel_calls(case)
     fresh = interleaved_medians(calls, steps=rounds_calls, warmup=3)
+    region_fresh = region_us()
 
     model = keras.Sequential(
         [
@@ -163,7 +209,11 @@ def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
             model.train_on_batch(x, y)
             step_times.append(time.perf_counter() - t0)
     in_step = {op: statistics.median(t) if t else None for op, t in timer.times.items()}
+    with RegionProbe() as probe:  # separate steps: the probes cost time
+        for _ in range(max(3, steps // 3)):
+            model.train_on_batch(x, y)
     after = interleaved_medians(calls, steps=rounds_calls, warmup=3)
+    region_after = region_us()
     bandwidth = bandwidth_bytes_per_s()
     floor = floors(case, conn.nnz, bandwidth)
 
@@ -179,6 +229,12 @@ def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
         "in_step_ms": ms(in_step),
         "in_step_calls": {op: len(t) for op, t in timer.times.items()},
         "step_ms": round(statistics.median(step_times) * 1e3, 3),
+        "launching_threads_in_step": len(timer.threads),
+        "region_us": {
+            "fresh": round(region_fresh, 1),
+            "in_step": round(statistics.median(probe.regions), 1),
+            "after_steps": round(region_after, 1),
+        },
         "after_over_fresh": {op: round(after[op] / fresh[op], 2) for op in OPS},
         "in_step_over_fresh": {
             op: (None if in_step[op] is None else round(in_step[op] / fresh[op], 2))

@@ -308,6 +308,33 @@ def threads_section(results):
                     f" {case['after_steps_ms'][op]:.3f} | {case['floor_ms'][op]:.3f} |"
                     f" {_ms(ratio, '-')} | {case['fresh_over_floor'][op]:.2f} |"
                 )
+    probed = [
+        (res, case)
+        for res in results
+        for case in res["result"]["cases"]
+        if "region_us" in case  # runs before the probe was added lack it
+    ]
+    if probed:
+        lines += [
+            "",
+            "What one parallel region (an almost empty `prange`) costs to start and",
+            "join, in microseconds: before the steps, from the thread that ran each",
+            "kernel inside them, and after them; and how many host threads launched",
+            "kernels inside the steps (libgomp keeps a worker team for each and",
+            "spins only briefly once it manages more threads than cores):",
+            "",
+            "| backend | case | kernel thread | cpus | region fresh us | in step us |"
+            " after us | launching threads |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for res, case in probed:
+            r, reg = res["result"], case["region_us"]
+            lines.append(
+                f"| {res['meta']['backend']} | {case['case']} |"
+                f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
+                f" {reg['fresh']:.1f} | {reg['in_step']:.1f} | {reg['after_steps']:.1f} |"
+                f" {case['launching_threads_in_step']} |"
+            )
     return (lines if results else lines[:-2]) + _closing(
         results, "load_average_at_start", "at the start of each run"
     )

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--densities", type=float, nargs="+", default=[0.001, 0.01])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--out")
     parser.add_argument("--remark", help="a sentence the report prints under the table")
     args = parser.parse_args(argv)

@@ -138,6 +138,8 @@ def test_kernel_threads_quick_reports_every_kernel(tmp_path):
     assert case["in_step_calls"]["input_grad"] == 0
     assert case["in_step_calls"]["forward"] >= 3
     assert case["in_step_calls"]["values_grad"] >= 3
+    assert case["launching_threads_in_step"] >= 1
+    assert all(case["region_us"][k] > 0 for k in ("fresh", "in_step", "after_steps"))
 
 
 def test_sparse_dense_fit_times_every_model(tmp_path):
@@ -149,5 +151,7 @@ def test_sparse_dense_fit_times_every_model(tmp_path):
          "--densities", "0.2", "--rounds", "1", "--out", str(out)]
     )
     rows = json.loads(out.read_text())["result"]["rows"]
-    assert {r["case"] for r in rows} == {"sparse_dense[auto]", "masked_dense", "keras_dense"}
+    assert {r["case"] for r in rows} == {
+        "sparse_dense[auto]", "masked_dense", "keras_dense", "fit_floor"
+    }
     assert all(r["epoch_s"] > 0 for r in rows)
