@@ -39,7 +39,8 @@ AUTO_SPARSE_MAX_DENSITY = 0.002
 AUTO_CSR_MAX_DENSITY = 0.1
 COND_ALLOCATES_BOTH_BRANCHES = False  # only the branch taken runs
 # `index_copy_` takes int64 indices: casting int32 positions in every call
-# cost 0.65 ms of densify + gradient at 50 % of 9180 x 230 (4.85 vs 4.21 ms).
+# cost 0.65 ms of densify + gradient at 50 % of 9180 x 230 (4.85 vs 4.21 ms,
+# a scratch A/B in one process, not a step benchmark).
 DENSIFY_INDEX_DTYPE = "int64"
 
 _OPS: dict[str, Any] = {}
