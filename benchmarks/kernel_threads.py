@@ -8,7 +8,8 @@ and against the memory floor.
     KERAS_BACKEND=tensorflow taskset -c 0 .venv/bin/python benchmarks/kernel_threads.py
 
 For each case (9180 -> 230 at 1 %, batch 256; `--cases wide` adds the
-200,000 -> 20,000 layer with 2 M connections at batch 64) it measures the
+200,000 -> 20,000 layer with 2 M connections at batch 64), each in a
+process of its own so that its `fresh` calls are fresh, it measures the
 three kernels (`spmm` forward, `spmm_t` input gradient, `sddmm` value
 gradient) through `keras_sparse.ops.csr_cpu`:
 
@@ -43,8 +44,10 @@ Kernel times are medians over interleaved turns (`common.interleaved_medians`).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -64,6 +67,7 @@ CASES = {
     "ref": dict(n_in=9180, n_out=230, density=0.01, batch=256),
     "wide": dict(n_in=200_000, n_out=20_000, density=0.0005, batch=64),
 }
+QUICK = dict(n_in=300, n_out=20, density=0.05, batch=16)  # `--quick` (tests)
 OPS = ("forward", "input_grad", "values_grad")
 
 
@@ -223,6 +227,7 @@ def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
     return {
         "case": name,
         **case,
+        "numba_threading_layer": numba.threading_layer(),
         "nnz": conn.nnz,
         "fresh_ms": ms(fresh),
         "after_steps_ms": ms(after),
@@ -246,6 +251,36 @@ def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
     }
 
 
+def _configure(kernel_thread: bool) -> str | None:
+    """Kernel thread on or off; on JAX, the callback path (returned)."""
+    csr_cpu.set_kernel_thread(kernel_thread)
+    if keras.backend.backend() != "jax":
+        return None
+    from keras_sparse.ops.backend import jax_ffi
+
+    # Python cannot time the FFI custom calls: time the callback path.
+    jax_ffi._STATE.update(checked=True, ok=False, reason="kernel_threads.py")
+    return "jax.pure_callback (the FFI calls cannot be timed from Python)"
+
+
+def run_case_in_child(name: str, args: argparse.Namespace) -> dict:
+    """`run_case` in a process of its own, so that every case's `fresh`
+    calls come before any Keras step of that process (a second case in
+    the same process would start after the first one's steps)."""
+    cmd = [
+        sys.executable, os.path.abspath(__file__), "--child-case", name,
+        "--steps", str(args.steps), "--calls", str(args.calls),
+    ] + (["--kernel-thread"] if args.kernel_thread else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"case {name!r} failed in its process (exit {proc.returncode}):\n"
+            + proc.stderr[-3000:]
+        )
+    return json.loads(lines[-1])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=["ref"], choices=list(CASES))
@@ -253,35 +288,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--kernel-thread", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny case (tests)")
+    parser.add_argument("--remark", help="a sentence the report prints under the table")
+    parser.add_argument("--child-case", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out")
     args = parser.parse_args(argv)
+    if args.child_case:
+        _configure(args.kernel_thread)
+        case = QUICK if args.child_case == "quick" else CASES[args.child_case]
+        print(json.dumps(run_case(args.child_case, case, args.steps, args.calls)))
+        return
     load = os.getloadavg()
-    csr_cpu.set_kernel_thread(args.kernel_thread)
-    jax_path = None
-    if keras.backend.backend() == "jax":
-        from keras_sparse.ops.backend import jax_ffi
-
-        # Python cannot time the FFI custom calls: time the callback path.
-        jax_ffi._STATE.update(checked=True, ok=False, reason="kernel_threads.py")
-        jax_path = "jax.pure_callback (the FFI calls cannot be timed from Python)"
-    cases = (
-        {"quick": dict(n_in=300, n_out=20, density=0.05, batch=16)}
-        if args.quick
-        else {name: CASES[name] for name in args.cases}
-    )
-    steps, calls = (3, 4) if args.quick else (args.steps, args.calls)
-    results = [run_case(name, case, steps, calls) for name, case in cases.items()]
+    jax_path = _configure(args.kernel_thread)
+    if args.quick:
+        args.steps, args.calls = 3, 4
+    names = ["quick"] if args.quick else args.cases
+    results = [run_case_in_child(name, args) for name in names]
     write_result(
         args.out,
         {
             "command": " ".join(["python"] + sys.argv),
             "kernel_thread": args.kernel_thread,
-            "numba_threading_layer": numba.threading_layer(),
+            "numba_threading_layer": results[0]["numba_threading_layer"],
             "numba_threads": numba.get_num_threads(),
             "cpus_allowed": len(os.sched_getaffinity(0)),
             "load_average_at_start": load,
             "jax_in_step_path": jax_path,
+            "cases_in_own_process": True,
             "cases": results,
+            **({"remark": args.remark} if args.remark else {}),
         },
     )
 

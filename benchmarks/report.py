@@ -92,11 +92,13 @@ def targets_section(results):
         "## Targets (9180 -> 230, batch 256, `SparseDense(\"auto\")` vs masked dense)",
         "",
         "`ceiling`: masked dense's step / `step_floor`'s (a model with only a",
-        "bias), the speed-up of a product that took no time at all.",
+        "bias), the speed-up of a product that took no time at all. The AMD EPYC",
+        "rows are the runs of the section on `auto`'s rule on another CPU (60",
+        "timed calls per case instead of 100).",
         "",
-        "| backend | step x at 0.1 % (>= 10) | ceiling at 0.1 % | step x at 1 % (>= 4) "
+        "| backend | cpu | step x at 0.1 % (>= 10) | ceiling at 0.1 % | step x at 1 % (>= 4) "
         "| forward x at 1 % (>= 5) | lowest step x, any density (>= 0.9) |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for res in results:
         meta, rows = res["meta"], res["rows"]
@@ -117,7 +119,7 @@ def targets_section(results):
         )
         low = "-" if lowest is None else f"x{lowest[0]:.2f} (at {lowest[1]:g})"
         lines.append(
-            f"| {meta['backend']} | {ratio(0.001, 'step_ms')} | "
+            f"| {meta['backend']} | {meta['cpu']} | {ratio(0.001, 'step_ms')} | "
             f"{ratio(0.001, 'step_ms', floor)} | {ratio(0.01, 'step_ms')} | "
             f"{ratio(0.01, 'forward_ms')} | {low} |"
         )
@@ -291,9 +293,9 @@ def threads_section(results):
         "bytes that must move / the machine's triad bandwidth. Target: in step",
         "within 1.2x of fresh; fresh within 2x of the floor (4x on the wide layer).",
         "",
-        "| backend | case | kernel thread | cpus | kernel | fresh | in step | after |"
+        "| backend | cpu | case | kernel thread | cpus | kernel | fresh | in step | after |"
         " floor | in step / fresh | fresh / floor |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         r = res["result"]
@@ -302,7 +304,7 @@ def threads_section(results):
                 ins = case["in_step_ms"][op]
                 ratio = case["in_step_over_fresh"][op]
                 lines.append(
-                    f"| {res['meta']['backend']} | {case['case']} |"
+                    f"| {res['meta']['backend']} | {res['meta']['cpu']} | {case['case']} |"
                     f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
                     f" {op} | {case['fresh_ms'][op]:.3f} | {_ms(ins, 'not in step')} |"
                     f" {case['after_steps_ms'][op]:.3f} | {case['floor_ms'][op]:.3f} |"
@@ -323,14 +325,14 @@ def threads_section(results):
             "kernels inside the steps (libgomp keeps a worker team for each and",
             "spins only briefly once it manages more threads than cores):",
             "",
-            "| backend | case | kernel thread | cpus | region fresh us | in step us |"
+            "| backend | cpu | case | kernel thread | cpus | region fresh us | in step us |"
             " after us | launching threads |",
-            "|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for res, case in probed:
             r, reg = res["result"], case["region_us"]
             lines.append(
-                f"| {res['meta']['backend']} | {case['case']} |"
+                f"| {res['meta']['backend']} | {res['meta']['cpu']} | {case['case']} |"
                 f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
                 f" {reg['fresh']:.1f} | {reg['in_step']:.1f} | {reg['after_steps']:.1f} |"
                 f" {case['launching_threads_in_step']} |"
@@ -338,6 +340,74 @@ def threads_section(results):
     return (lines if results else lines[:-2]) + _closing(
         results, "load_average_at_start", "at the start of each run"
     )
+
+
+def kernel_ab_section(results):
+    lines = [
+        "## Kernel changes side by side (`benchmarks/kernel_ab.py`)",
+        "",
+        "The compiled kernels of a base revision vs the working tree that",
+        "changed them, both compiled in one process and taking turns on the same",
+        "arrays; median ms per call; `speed-up` = base / new; `max diff`: largest",
+        "difference between the two versions' outputs.",
+        "",
+        "| cpu | base | case | batch | dtype | kernel | base ms | new ms | speed-up | max diff |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        r = res["result"]
+        for case in r["cases"]:
+            for k in ("forward", "input_grad", "values_grad"):
+                lines.append(
+                    f"| {res['meta']['cpu']} | {r['base']} | {case['case']} |"
+                    f" {case['batch']} | {case['dtype']} | {k} | {case['base_ms'][k]:.3f} |"
+                    f" {case['tree_ms'][k]:.3f} | x{case['speedup'][k]:.2f} |"
+                    f" {case['max_abs_diff'][k]:.3g} |"
+                )
+    return (lines if results else lines[:-2]) + _closing(
+        results, "load_average_at_start", "at the start of each run"
+    )
+
+
+def auto_rule_section(results):
+    """`auto`'s density rule checked on a machine other than the one the
+    tables above come from: `sparse_dense_step.py` runs saved as
+    `results/auto_rule_<backend>_<machine>.json`."""
+    from keras_sparse.ops import backend as bindings
+
+    lines = [
+        "## `auto`'s density rule on another CPU (`benchmarks/sparse_dense_step.py`)",
+        "",
+        "The rule above was set from the tables below, all from one machine. These",
+        "runs repeat the batch-256 step on a second kind of CPU: speed-up of each",
+        "implementation over masked dense in the same run, what `auto` picks by",
+        "the rule, and the fastest of `csr` and `dense` there. Target as above:",
+        "`auto` never below 0.9x.",
+        "",
+        "| backend | cpu | density | csr x | dense x | auto x | auto picks | fastest |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        meta, rows = res["meta"], res["rows"]
+        limit = bindings.binding(meta["backend"]).AUTO_CSR_MAX_DENSITY
+        for density in sorted({r["density"] for r in rows}):
+            by = {r["case"]: r for r in rows if r["density"] == density}
+            base = by["masked_dense"]["step_ms"]
+            x = {
+                k: base / by[f"sparse_dense[{k}]"]["step_ms"]
+                for k in ("csr", "dense", "auto")
+            }
+            lines.append(
+                f"| {meta['backend']} | {meta['cpu']} | {density:g} | x{x['csr']:.2f} |"
+                f" x{x['dense']:.2f} | x{x['auto']:.2f} |"
+                f" {'csr' if density <= limit else 'dense'} |"
+                f" {'csr' if x['csr'] >= x['dense'] else 'dense'} |"
+            )
+    if not results:
+        return lines[:-2] + ["Not run yet.", ""]
+    return lines + _env_footer(results) + [
+        f"Note: {n}" for n in sorted({res["meta"].get("remark", "") for res in results}) if n
+    ] + [""]
 
 
 def _thresholds() -> tuple[str, str]:
@@ -382,7 +452,8 @@ def main():
         "  run serially without XLA; on PyTorch `index_copy_`), then one matmul.",
         "- `csr` kernels: input-major CSR, a block of up to 128 samples at a time,",
         "  the block's slice of the dense operand transposed 128 inputs at a time",
-        "  into a cache-resident tile (16 x 16 squares transposed in SIMD",
+        "  into a cache-resident tile (row band by row band, in float32 squares of",
+        "  16 x 16 with AVX-512 and 8 x 8 without, transposed in SIMD",
         "  registers), one vectorized multiply-add per connection; no transposed",
         "  copy of `x`, `dy` or `dx` is made; tiles of inputs without a",
         "  connection are skipped.",
@@ -396,9 +467,11 @@ def main():
     ]
     lines = (
         header
-        + targets_section(_load("sparse_dense_step_*.json"))
+        + targets_section(_load("sparse_dense_step_*.json") + _load("auto_rule_*.json"))
         + fit_section(_load("sparse_dense_fit_*.json"))
         + threads_section(_load("kernel_threads_*.json"))
+        + kernel_ab_section(_load("kernel_ab_*.json"))
+        + auto_rule_section(_load("auto_rule_*.json"))
         + dense_section(_load("sparse_dense_step_*.json"))
         + wide_section(_load("wide_layer_*.json"))
         + conv_section(_load("sparse_conv_step_*.json"))

@@ -145,6 +145,7 @@ def main(argv=None):
     )
     parser.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--density", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--remark", help="a sentence the report prints under the table")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.memory_case:
@@ -187,7 +188,9 @@ def main(argv=None):
                   + (f"  peak {row['peak_mb']:.0f} MiB" if row.get("peak_mb") is not None else ""),
                   flush=True)
     meta = dict(environment(), n_in=args.n_in, units=args.units, batch=args.batch,
-                steps=args.steps, rounds=args.rounds, warmup=args.warmup)
+                steps=args.steps, rounds=args.rounds, warmup=args.warmup,
+                max_sparse_work=args.max_sparse_work,
+                **({"remark": args.remark} if args.remark else {}))
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(dict(meta=meta, rows=rows), fh, indent=1)

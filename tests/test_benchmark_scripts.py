@@ -155,3 +155,22 @@ def test_sparse_dense_fit_times_every_model(tmp_path):
         "sparse_dense[auto]", "masked_dense", "keras_dense", "fit_floor"
     }
     assert all(r["epoch_s"] > 0 for r in rows)
+
+
+@pytest.mark.skipif(
+    BACKEND != "torch",
+    reason="NumPy-only kernels, no backend involved: checked once, in the torch run "
+    "(it compiles two versions of every kernel, about 40 s)",
+)
+def test_kernel_ab_compares_a_revision_with_the_working_tree(tmp_path):
+    import kernel_ab
+
+    out = tmp_path / "ab.json"
+    kernel_ab.main(["--base", "HEAD", "--cases", "quick", "--rounds", "2", "--out", str(out)])
+    result = json.loads(out.read_text())["result"]
+    (case,) = result["cases"]
+    for kernel in kernel_ab.KERNELS:
+        assert case["base_ms"][kernel] > 0 and case["tree_ms"][kernel] > 0
+        # Both versions compute the same product (float32 sums may differ
+        # in the last bits when a change reorders them).
+        assert case["max_abs_diff"][kernel] < 1e-4

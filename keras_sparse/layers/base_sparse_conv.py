@@ -382,11 +382,14 @@ class BaseSparseConv(ConnectivityLayer):
             xs = ops.split(x, plan.groups, axis=self._channel_axis)
             ks = ops.split(kernel, plan.groups, axis=-1)
             outputs = ops.concatenate(
-                [ops.conv(xg, kg, **conv_args) for xg, kg in zip(xs, ks, strict=True)],
+                [
+                    backend.conv(xg, kg, **conv_args)
+                    for xg, kg in zip(xs, ks, strict=True)
+                ],
                 axis=self._channel_axis,
             )
         else:
-            outputs = ops.conv(x, kernel, **conv_args)
+            outputs = backend.conv(x, kernel, **conv_args)
         if plan.output_inverse is not None:
             outputs = ops.take(outputs, plan.output_inverse, axis=self._channel_axis)
         if self.bias is not None:

@@ -14,10 +14,11 @@ side is transposed on the fly, a tile of 128 inputs (64 in float64) at a
 time, into a buffer that stays in cache, so every connection is one
 vectorized multiply-add over the block's samples and no transposed copy of
 `x`, `dy` or `dx` is ever written to memory. The transposes themselves run
-in SIMD registers, 16 x 16 float32 (8 x 8 float64) elements at a time: a
-Numba intrinsic emits the vector loads, the `log2(16)` rounds of two-source
-shuffles and the vector stores (an element-by-element transpose cost more
-than all the multiply-adds of a 1 % layer). Tiles of inputs without a
+in SIMD registers, 16 x 16 float32 (8 x 8 float64) elements at a time with
+AVX-512 and 8 x 8 elsewhere: a Numba intrinsic emits the vector loads, the
+`log2(side)` rounds of two-source shuffles and the vector stores (an
+element-by-element transpose cost more than all the multiply-adds of a 1 %
+layer). Tiles of inputs without a
 connection are skipped. Threads own disjoint sample blocks (forward, input
 gradient) or disjoint input tiles (value gradient), so no two threads write
 the same memory. Memory beyond the arrays handed in and out is
@@ -39,6 +40,7 @@ Measured against the previous transposed-copy kernels and SciPy in
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -67,9 +69,6 @@ __all__ = [
 # IEEE arithmetic says, so a non-finite input reaches exactly the outputs it
 # is connected to, on every kernel (tests/layers/test_dense_parity.py).
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-# Bytes of one SIMD register: a square tile of 64 // itemsize elements (16
-# float32, 8 float64) is transposed in registers.
-_VECTOR_BYTES = 64
 # Bytes of one row of the cache-resident tile (inputs per tile: 128 float32,
 # 64 float64); wider tiles write `dx` in longer runs of each row.
 _TILE_BYTES = 512
@@ -82,6 +81,43 @@ def available() -> bool:
     return _HAVE_NUMBA
 
 
+def _square_sides() -> tuple[int, int]:
+    """Elements per side of the squares transposed in registers, `(float32,
+    float64)`: one 64-byte row per register with AVX-512 (16, 8); 8 x 8
+    elsewhere, so that a float32 square's rows fill 8 of AVX2's 16
+    registers instead of spilling 32 half rows (on an AMD EPYC with AVX2,
+    in a scratch A/B: 16 x 16 float32 squares made the value gradient 1.25x
+    slower; float64 was 1.1x faster with 8 x 8 than with 4 x 4).
+    Numba compiles for the host unless `NUMBA_CPU_FEATURES` says otherwise.
+    `KERAS_SPARSE_TRANSPOSE_SIDES="16,8"` (or `"8,8"`) overrides the choice,
+    for tests and benchmarks on any host; compiled kernels cached under
+    another choice are reused, so set `NUMBA_CACHE_DIR` apart with it."""
+    override = os.environ.get("KERAS_SPARSE_TRANSPOSE_SIDES")
+    if override:
+        sides = tuple(int(v) for v in override.split(","))
+        if sides not in ((16, 8), (8, 8)):
+            raise ValueError(
+                "KERAS_SPARSE_TRANSPOSE_SIDES must be '16,8' or '8,8' (float32 and "
+                f"float64 square sides); received {override!r}. Unset it to let "
+                "the host's vector width decide."
+            )
+        return sides  # type: ignore[return-value]
+    try:
+        from numba.core import config
+
+        features = getattr(config, "CPU_FEATURES", None)
+        if features is None:
+            from llvmlite import binding
+
+            features = binding.get_host_cpu_features().flatten()
+    except Exception:  # pragma: no cover - llvmlite without host detection
+        features = ""
+    return (16, 8) if "+avx512f" in str(features).split(",") else (8, 8)
+
+
+_SIDE_F32, _SIDE_F64 = _square_sides() if _HAVE_NUMBA else (16, 8)
+
+
 if _HAVE_NUMBA:
     from llvmlite import ir
     from numba import types
@@ -90,10 +126,11 @@ if _HAVE_NUMBA:
 
     @intrinsic
     def _transpose_square(typingctx, src, r0, c0, dst, d0, e0):  # type: ignore[no-untyped-def]
-        # dst[d0 + j, e0 + t] = src[r0 + t, c0 + j] for t, j < n, n * itemsize
-        # = 64: n vector loads, log2(n) rounds of two-source shuffles (each
-        # swaps the off-diagonal blocks of size h), n vector stores. Both
-        # arrays 2-D, C-contiguous, same float dtype; no bounds check.
+        # dst[d0 + j, e0 + t] = src[r0 + t, c0 + j] for t, j < n (`_SIDE_F32`
+        # or `_SIDE_F64`): n vector loads, log2(n) rounds of two-source
+        # shuffles (each swaps the off-diagonal blocks of size h), n vector
+        # stores. Both arrays 2-D, C-contiguous, same float dtype; no bounds
+        # check.
         if not (
             isinstance(src, types.Array)
             and isinstance(dst, types.Array)
@@ -104,7 +141,7 @@ if _HAVE_NUMBA:
         ):
             return None
         itemsize = src.dtype.bitwidth // 8
-        n = _VECTOR_BYTES // itemsize
+        n = _SIDE_F64 if itemsize == 8 else _SIDE_F32
         sig = types.void(src, types.intp, types.intp, dst, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
@@ -147,12 +184,17 @@ if _HAVE_NUMBA:
 
     @numba.njit(fastmath=_FASTMATH, cache=True, nogil=True)
     def _load_tile(a, b0, nb, i0, ni, tile):  # pragma: no cover
-        # tile[j, t] = a[b0 + t, i0 + j] for j < ni, t < nb.
-        n = _VECTOR_BYTES // a.itemsize
+        # tile[j, t] = a[b0 + t, i0 + j] for j < ni, t < nb. Squares row band
+        # by row band: n rows of `a` are read along the tile's width before
+        # the next n (n streams; column by column, nb streams of one cache
+        # line each). With the 8 x 8 squares, forward 1.45x and value
+        # gradient 1.40x faster on an AMD EPYC, 9180 -> 230 at 1 %
+        # (`benchmarks/kernel_ab.py`, docs/benchmarks.md).
+        n = _SIDE_F64 if a.itemsize == 8 else _SIDE_F32
         nbw = nb - nb % n
         niw = ni - ni % n
-        for q in range(0, niw, n):
-            for t0 in range(0, nbw, n):
+        for t0 in range(0, nbw, n):
+            for q in range(0, niw, n):
                 _transpose_square(a, b0 + t0, i0 + q, tile, q, t0)
         for t in range(nbw, nb):
             for j in range(niw):
@@ -164,7 +206,7 @@ if _HAVE_NUMBA:
     @numba.njit(fastmath=_FASTMATH, cache=True, nogil=True)
     def _store_tile(tile, ni, nb, out, b0, i0):  # pragma: no cover
         # out[b0 + t, i0 + j] = tile[j, t] for j < ni, t < nb.
-        n = _VECTOR_BYTES // tile.itemsize
+        n = _SIDE_F64 if tile.itemsize == 8 else _SIDE_F32
         nbw = nb - nb % n
         niw = ni - ni % n
         for t0 in range(0, nbw, n):

@@ -116,7 +116,7 @@ def conv_kernel_gradient(layer: Any, x: np.ndarray, dz: np.ndarray) -> np.ndarra
     dzt = ops.convert_to_tensor(dz.astype("float32"))
 
     def fn(kernels: list[Any]) -> tuple[Any, Any]:
-        out = ops.conv(
+        out = backend.conv(
             xt,
             kernels[0],
             strides=layer.strides,

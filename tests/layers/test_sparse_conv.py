@@ -91,9 +91,14 @@ def test_equals_keras_conv_with_masked_kernel(data_format, padding, strides, dil
     shape = (2, 10, 9, 4) if data_format == "channels_last" else (2, 4, 10, 9)
     x = np.random.default_rng(1).standard_normal(shape).astype("float32")
     out = to_numpy(layer(x))
-    ref = to_numpy(ops.conv(x, ops.convert_to_tensor(masked_kernel(layer).astype("float32")),
-                            strides=strides, padding=padding, data_format=data_format,
+    # Reference in channels_last: TensorFlow's CPU convolution without oneDNN
+    # (CPUs without AVX-512) refuses channels_first, Keras's Conv2D included.
+    first = data_format == "channels_first"
+    ref = to_numpy(ops.conv(np.moveaxis(x, 1, -1) if first else x,
+                            ops.convert_to_tensor(masked_kernel(layer).astype("float32")),
+                            strides=strides, padding=padding, data_format="channels_last",
                             dilation_rate=dilation))
+    ref = np.moveaxis(ref, -1, 1) if first else ref
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 
 

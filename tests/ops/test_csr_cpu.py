@@ -1,5 +1,6 @@
 """The compiled CPU kernels against NumPy."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -188,3 +189,73 @@ def test_kernel_thread_launches_every_kernel_from_one_thread(monkeypatch):
     for result in got:
         for g, e in zip(result, want, strict=True):
             np.testing.assert_array_equal(g, e)
+
+
+_OTHER_SIDES_SCRIPT = """
+import numpy as np
+from numpy.testing import assert_allclose
+from keras_sparse.connectivity import random_connectivity
+from keras_sparse.ops import csr_cpu as k
+
+assert (k._SIDE_F32, k._SIDE_F64) == {sides}, (k._SIDE_F32, k._SIDE_F64)
+rng = np.random.default_rng(0)
+for dtype, tol in (("float32", 1e-4), ("float64", 1e-12)):
+    for rows, cols in ((16, 16), (35, 300), (129, 17)):
+        a = rng.standard_normal((rows + 3, cols + 5)).astype(dtype)
+        part = a[2 : 2 + rows, 4 : 4 + cols]
+        tile = np.full((cols, rows), np.nan, dtype)
+        k._load_tile(a, 2, rows, 4, cols, tile)
+        assert np.array_equal(tile, part.T)
+        out = np.full((rows + 3, cols + 5), -1.0, dtype)
+        k._store_tile(tile, cols, rows, out, 1, 3)
+        assert np.array_equal(out[1 : 1 + rows, 3 : 3 + cols], part)
+    conn = random_connectivity(700, 60, density=0.02, seed=0, min_fan_in=1)
+    ptr, ind, perm = k.CSRPlan.from_connectivity(conn).arrays
+    x = rng.standard_normal((259, 700)).astype(dtype)
+    dy = rng.standard_normal((259, 60)).astype(dtype)
+    v = rng.standard_normal(conn.nnz).astype(dtype)
+    w = np.zeros((700, 60))
+    w[conn.input_indices, conn.output_indices] = v
+    dv = (x.astype(np.float64).T @ dy)[conn.input_indices, conn.output_indices]
+    assert_allclose(k.spmm(x, v, ptr, ind, perm, 60), x @ w, tol, tol)
+    assert_allclose(k.spmm_t(dy, v, ptr, ind, perm, 700), dy @ w.T, tol, tol)
+    assert_allclose(k.sddmm(x, dy, ptr, ind, perm), dv, tol, tol)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="NumPy-only kernels, no backend involved: checked once, in the torch run "
+    "(it compiles every kernel again, about 30 s)",
+)
+def test_the_other_register_square_sides_match_numpy(tmp_path):
+    # The host's vector width picks 16 x 16 (AVX-512) or 8 x 8 float32
+    # squares; the choice this host does not make is compiled and checked
+    # in a process of its own (own Numba cache: cached kernels keep the
+    # sides they were compiled with).
+    import os
+    import subprocess
+    import sys
+
+    here = (csr_cpu._SIDE_F32, csr_cpu._SIDE_F64)
+    other = (8, 8) if here == (16, 8) else (16, 8)
+    env = dict(
+        os.environ,
+        KERAS_SPARSE_TRANSPOSE_SIDES=f"{other[0]},{other[1]}",
+        NUMBA_CACHE_DIR=str(tmp_path),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _OTHER_SIDES_SCRIPT.format(sides=other)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "ok"
+
+
+def test_a_bad_square_sides_override_names_the_variable(monkeypatch):
+    monkeypatch.setenv("KERAS_SPARSE_TRANSPOSE_SIDES", "32,8")
+    with pytest.raises(ValueError, match="KERAS_SPARSE_TRANSPOSE_SIDES.*'32,8'"):
+        csr_cpu._square_sides()

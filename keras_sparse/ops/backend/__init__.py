@@ -23,6 +23,9 @@ imports from `portable` the ones it does not do differently:
 - `matmul(a, b, transpose_b=False)`: `keras.ops.matmul` (of `b.T` with
   `transpose_b`, read in place where the backend can) in the operands'
   dtype (Keras's torch version returns float32 for float64 operands);
+- `conv(x, kernel, strides, padding, data_format, dilation_rate)`:
+  `keras.ops.conv` (TensorFlow runs `channels_first` through
+  `channels_last` on CPUs whose convolution cannot take it);
 - `dense_input(x)`: `x` as a dense tensor (sparse input tensors of the
   backend densified);
 - `value_and_grad(fn, args)`: `(fn(args), grads)` for `fn` taking a
@@ -71,6 +74,7 @@ SIGNATURE = (
     "cond_true_gradient",
     "segment_sum",
     "matmul",
+    "conv",
     "dense_input",
     "value_and_grad",
     "GROUPED_CONV_MODE",
@@ -101,6 +105,7 @@ host_constant = _current.host_constant
 cond_true_gradient = _current.cond_true_gradient
 segment_sum = _current.segment_sum
 matmul = _current.matmul
+conv = _current.conv
 dense_input = _current.dense_input
 value_and_grad = _current.value_and_grad
 GROUPED_CONV_MODE: str = _current.GROUPED_CONV_MODE

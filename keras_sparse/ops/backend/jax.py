@@ -32,6 +32,7 @@ import numpy as np
 
 from keras_sparse.ops import csr_cpu
 from keras_sparse.ops.backend.portable import (  # noqa: F401 (the seam)
+    conv,
     dense_input,
     matmul,
     segment_sum,

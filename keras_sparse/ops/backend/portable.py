@@ -62,6 +62,26 @@ def matmul(a: Any, b: Any, transpose_b: bool = False) -> Any:
     return ops.matmul(a, ops.transpose(b) if transpose_b else b)
 
 
+def conv(
+    x: Any,
+    kernel: Any,
+    strides: Any,
+    padding: str,
+    data_format: str,
+    dilation_rate: Any,
+) -> Any:
+    from keras import ops
+
+    return ops.conv(
+        x,
+        kernel,
+        strides=strides,
+        padding=padding,
+        data_format=data_format,
+        dilation_rate=dilation_rate,
+    )
+
+
 def dense_input(x: Any) -> Any:
     from keras import ops
 

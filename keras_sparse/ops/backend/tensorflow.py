@@ -84,6 +84,38 @@ def matmul(a: Any, b: Any, transpose_b: bool = False) -> Any:
     return tf.matmul(a, b, transpose_b=transpose_b)
 
 
+_NO_GPU: list[bool] = []  # filled once: whether TensorFlow sees no GPU
+
+
+def conv(
+    x: Any,
+    kernel: Any,
+    strides: Any,
+    padding: str,
+    data_format: str,
+    dilation_rate: Any,
+) -> Any:
+    """`keras.ops.conv`; `channels_first` without a GPU runs as
+    `channels_last` between two transposes. TensorFlow's CPU convolution
+    takes channels-first input only where it runs on oneDNN (on by default
+    only on CPUs with AVX-512 features); elsewhere Keras's own
+    `Conv2D(data_format="channels_first")` fails with `UnimplementedError:
+    The Conv2D op currently only supports the NHWC tensor format on the
+    CPU` (seen with TensorFlow 2.21 on an AMD EPYC)."""
+    import tensorflow as tf
+    from keras import ops
+
+    if not _NO_GPU:
+        _NO_GPU.append(not tf.config.list_logical_devices("GPU"))
+    args = dict(strides=strides, padding=padding, dilation_rate=dilation_rate)
+    if data_format != "channels_first" or not _NO_GPU[0]:
+        return ops.conv(x, kernel, data_format=data_format, **args)
+    rank = len(x.shape) - 2
+    x = ops.transpose(x, [0, *range(2, rank + 2), 1])
+    y = ops.conv(x, kernel, data_format="channels_last", **args)
+    return ops.transpose(y, [0, rank + 1, *range(1, rank + 1)])
+
+
 def host_constant(array: np.ndarray) -> Any:
     """`array` as an eager tensor, made outside any `tf.function` trace."""
     import tensorflow as tf
