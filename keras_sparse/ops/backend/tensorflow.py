@@ -21,11 +21,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from keras_sparse.ops import csr_cpu
+from keras_sparse.ops.backend import portable as portable_binding
 from keras_sparse.ops.backend.portable import (  # noqa: F401 (the seam)
     dense_input,
     segment_sum,
@@ -84,7 +86,12 @@ def matmul(a: Any, b: Any, transpose_b: bool = False) -> Any:
     return tf.matmul(a, b, transpose_b=transpose_b)
 
 
-_NO_GPU: list[bool] = []  # filled once: whether TensorFlow sees no GPU
+@functools.cache
+def _without_gpu() -> bool:
+    """Whether TensorFlow sees no GPU (asked once)."""
+    import tensorflow as tf
+
+    return not tf.config.list_logical_devices("GPU")
 
 
 def conv(
@@ -98,21 +105,21 @@ def conv(
     """`keras.ops.conv`; `channels_first` without a GPU runs as
     `channels_last` between two transposes. TensorFlow's CPU convolution
     takes channels-first input only where it runs on oneDNN (on by default
-    only on CPUs with AVX-512 features); elsewhere Keras's own
-    `Conv2D(data_format="channels_first")` fails with `UnimplementedError:
-    The Conv2D op currently only supports the NHWC tensor format on the
-    CPU` (seen with TensorFlow 2.21 on an AMD EPYC)."""
-    import tensorflow as tf
+    only on CPUs with features such as AVX512_VNNI or AMX); elsewhere
+    Keras's own `Conv2D(data_format="channels_first")` fails with
+    `UnimplementedError: The Conv2D op currently only supports the NHWC
+    tensor format on the CPU` (seen with TensorFlow 2.21 on an AMD EPYC)."""
+    if data_format != "channels_first" or not _without_gpu():
+        return portable_binding.conv(
+            x, kernel, strides, padding, data_format, dilation_rate
+        )
     from keras import ops
 
-    if not _NO_GPU:
-        _NO_GPU.append(not tf.config.list_logical_devices("GPU"))
-    args = dict(strides=strides, padding=padding, dilation_rate=dilation_rate)
-    if data_format != "channels_first" or not _NO_GPU[0]:
-        return ops.conv(x, kernel, data_format=data_format, **args)
     rank = len(x.shape) - 2
     x = ops.transpose(x, [0, *range(2, rank + 2), 1])
-    y = ops.conv(x, kernel, data_format="channels_last", **args)
+    y = portable_binding.conv(
+        x, kernel, strides, padding, "channels_last", dilation_rate
+    )
     return ops.transpose(y, [0, rank + 1, *range(1, rank + 1)])
 
 
