@@ -92,7 +92,8 @@ def test_equals_keras_conv_with_masked_kernel(data_format, padding, strides, dil
     x = np.random.default_rng(1).standard_normal(shape).astype("float32")
     out = to_numpy(layer(x))
     # Reference in channels_last: TensorFlow's CPU convolution without oneDNN
-    # (CPUs without AVX-512) refuses channels_first, Keras's Conv2D included.
+    # (its default on CPUs without AVX512_VNNI or AMX) refuses channels_first,
+    # Keras's Conv2D included.
     first = data_format == "channels_first"
     ref = to_numpy(ops.conv(np.moveaxis(x, 1, -1) if first else x,
                             ops.convert_to_tensor(masked_kernel(layer).astype("float32")),
