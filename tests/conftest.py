@@ -6,6 +6,21 @@ import os
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
+# JAX compiles a random-number program for every new shape a Keras
+# initializer draws. With JAX's default partitionable Threefry that took
+# 2.3-2.8 s per shape on a 2-core AMD EPYC (JAX 0.10.2), 0.37 s without
+# it: building the small DenseNets of tests/models did nothing else for
+# minutes. The tests compare computed references, never drawn values, so
+# they draw with the non-partitionable Threefry (an environment variable,
+# so that the tests' subprocesses inherit it). Users keep JAX's default.
+os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "0")
+# XLA compiles (JAX steps, TensorFlow's jit_compile functions) with LLVM's
+# backend optimizations off: the tests' arrays are small, so compiling is
+# most of their time (tests/experiments/test_study.py, tests/properties and
+# test_cli_fit.py on JAX: 185 s at XLA's default level, 132 s at 0). XLA's
+# HLO passes (fusion, layout) are unchanged; only LLVM optimizes the
+# generated code less. Set XLA_FLAGS to override.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import keras  # noqa: E402
 import pytest

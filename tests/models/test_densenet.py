@@ -66,7 +66,8 @@ MISMATCH_ROWS = {"SparseNet-BC-100-{16,32,64}", "SparseNet-BC-100-{32,64,128}"}
 
 # Building every preset takes ~17 s on TensorFlow and ~9 s on PyTorch, but
 # ~400 s on JAX (an XLA compilation of the random initializer per distinct
-# weight shape). On JAX only these are built; the others are covered by
+# weight shape, measured with JAX's default Threefry; conftest.py makes each
+# compile several times cheaper, still minutes in all). On JAX only these are built; the others are covered by
 # `count_trainable_params`, which the built models check against.
 JAX_CHEAP = {"SparseNet-40-24", "SparseNet-BC-100-24"}
 
@@ -152,7 +153,8 @@ SMALL_CONFIGS = {
 def test_static_count_equals_built_count_on_small_models(config, aggregation):
     if BACKEND == "jax" and config != "bc-compression-0.7":
         # Layer shapes do not depend on the backend; on JAX each distinct
-        # kernel shape costs a ~1-2 s XLA compile, so one config is enough.
+        # kernel shape costs an XLA compile (~0.4 s with conftest.py's
+        # Threefry setting), so one config is enough.
         pytest.skip("covered on the other backends")
     kwargs = SMALL_CONFIGS[config]
     model = AggregationNet(**kwargs, aggregation=aggregation)

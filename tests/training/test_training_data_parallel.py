@@ -11,7 +11,9 @@ import pytest
 SCRIPT = textwrap.dedent(
     """
     import os
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    )
     os.environ["KERAS_BACKEND"] = "jax"
     import jax, keras, numpy as np
     from keras_sparse.connectivity import random_connectivity
