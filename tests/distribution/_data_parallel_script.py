@@ -34,9 +34,8 @@ def values(model):
 def fit(model):
     initial = values(model)
     model.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0)
-    layer = model.layers[0]
     return {
-        "implementation": layer.resolved_implementation,
+        "implementation": model.layers[0].resolved_implementation,
         "initial": initial,
         "values": values(model),
         "head": np.asarray(keras.ops.convert_to_numpy(model.layers[1].kernel))
