@@ -6,8 +6,10 @@ One backend per process:
         --out benchmarks/results/sparse_conv_step_jax.json
 
 Cases: full connectivity, block-diagonal (groups 2, 4, 8, and groups 4
-after a random channel permutation), LeNet-5's C3 table, random at
-densities 0.25 / 0.5 / 0.75. Each is `Input -> SparseConv2D(3x3 or 5x5)`
+after a random channel permutation, also with the channels permuted by
+`keras.ops.take` instead of the backend seam's `take_permutation`, as
+before it existed), LeNet-5's C3 table, random at densities 0.25 / 0.5 /
+0.75. Each is `Input -> SparseConv2D(3x3 or 5x5)`
 trained with `train_on_batch` (SGD, MSE) under the backend's default jit;
 the dense `Conv2D` of the same shape is timed in the same run, so the
 ratios compare like with like on a noisy machine.
@@ -34,6 +36,7 @@ from keras_sparse.connectivity import (  # noqa: E402
     random_connectivity,
 )
 from keras_sparse.layers import SparseConv2D  # noqa: E402
+from keras_sparse.ops import backend  # noqa: E402
 
 
 def permuted(conn: Connectivity, seed: int) -> Connectivity:
@@ -60,6 +63,9 @@ def main(argv=None):
         "groups=4": (block_diagonal_connectivity(c, c, 4), 3, c),
         "groups=8": (block_diagonal_connectivity(c, c, 8), 3, c),
         "groups=4 permuted": (permuted(block_diagonal_connectivity(c, c, 4), 0), 3, c),
+        "groups=4 permuted, keras.ops.take": (
+            permuted(block_diagonal_connectivity(c, c, 4), 0), 3, c
+        ),
         "random 0.25": (random_connectivity(c, c, density=0.25, seed=0), 3, c),
         "random 0.5": (random_connectivity(c, c, density=0.5, seed=0), 3, c),
         "random 0.75": (random_connectivity(c, c, density=0.75, seed=0), 3, c),
@@ -67,7 +73,13 @@ def main(argv=None):
     }
     rows = []
     rng = np.random.default_rng(0)
+    seam_take = backend.take_permutation
     for name, (conn, k, c_in) in cases.items():
+        backend.take_permutation = (
+            backend.binding("portable").take_permutation
+            if name.endswith("keras.ops.take")
+            else seam_take
+        )
         size = 14 if c_in == 6 else args.size
         x = rng.standard_normal((args.batch, size, size, c_in)).astype("float32")
         out = size - k + 1

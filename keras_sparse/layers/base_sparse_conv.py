@@ -86,6 +86,14 @@ def choose_conv_implementation(connectivity: Connectivity) -> str:
     return "grouped" if blocks is not None and blocks[0] > 1 else "dense"
 
 
+def _permutation(order: np.ndarray) -> tuple[Any, Any] | None:
+    """`(order, inverse)` as backend constants, `None` for the identity."""
+    if np.array_equal(order, np.arange(order.size)):
+        return None
+    inverse = np.argsort(order)
+    return backend.host_constant(order), backend.host_constant(inverse)
+
+
 @dataclasses.dataclass(frozen=True)
 class ConvPlan:
     """How a sparse convolution forms its kernel (immutable, one per
@@ -98,16 +106,19 @@ class ConvPlan:
             full connectivity, or a function of nothing returning that
             tensor (a connectivity held in variables).
         groups: number of groups (`"grouped"`), else 1.
-        input_order: permutation of the input channels, or `None`.
-        output_inverse: inverse permutation of the filters, or `None`.
+        input_permutation: `(order, inverse)`: the input channels are
+            reordered by `order` (`inverse`, its inverse permutation,
+            reorders the gradient), or `None`.
+        output_permutation: `(order, inverse)` that reorders the filters
+            back from group order, or `None`.
         grouped_mode: `backend.GROUPED_CONV_MODE` for `"grouped"`.
     """
 
     implementation: str
     index: Any
     groups: int = 1
-    input_order: Any = None
-    output_inverse: Any = None
+    input_permutation: Any = None
+    output_permutation: Any = None
     grouped_mode: str = "native"
 
 
@@ -307,17 +318,12 @@ class BaseSparseConv(ConnectivityLayer):
         # Slot (s, p): s-th input channel of the group of the p-th filter.
         group_of_p = np.arange(f) // per_out
         channel = in_order[group_of_p[None, :] * per_in + np.arange(per_in)[:, None]]
-        inverse = np.argsort(out_order)
         self._plan = ConvPlan(
             "grouped",
             backend.host_constant(edge[channel, out_order[None, :]]),
             groups,
-            None
-            if np.array_equal(in_order, np.arange(c_in))
-            else backend.host_constant(in_order),
-            None
-            if np.array_equal(inverse, np.arange(f))
-            else backend.host_constant(inverse),
+            _permutation(in_order),
+            _permutation(np.argsort(out_order)),
             backend.GROUPED_CONV_MODE,
         )
 
@@ -370,8 +376,10 @@ class BaseSparseConv(ConnectivityLayer):
         dtype = self.compute_dtype
         x = ops.cast(backend.dense_input(inputs), dtype)
         kernel = self._kernel_from_values(self._values(dtype), plan.index)
-        if plan.input_order is not None:
-            x = ops.take(x, plan.input_order, axis=self._channel_axis)
+        if plan.input_permutation is not None:
+            x = backend.take_permutation(
+                x, *plan.input_permutation, axis=self._channel_axis
+            )
         conv_args = dict(
             strides=self.strides,
             padding=self.padding,
@@ -390,8 +398,10 @@ class BaseSparseConv(ConnectivityLayer):
             )
         else:
             outputs = backend.conv(x, kernel, **conv_args)
-        if plan.output_inverse is not None:
-            outputs = ops.take(outputs, plan.output_inverse, axis=self._channel_axis)
+        if plan.output_permutation is not None:
+            outputs = backend.take_permutation(
+                outputs, *plan.output_permutation, axis=self._channel_axis
+            )
         if self.bias is not None:
             shape = [1] * (self.rank + 2)
             shape[self._channel_axis] = self.filters

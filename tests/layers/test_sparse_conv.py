@@ -125,6 +125,34 @@ def test_gradients_match_numpy(name):
     np.testing.assert_allclose(gv, expected, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_permuted_groups_input_gradient_matches_masked_conv(data_format):
+    """The input gradient through the permuted channels of a grouped layer
+    (the seam's `take_permutation`) equals that of `ops.conv` with the
+    masked kernel, computed channels-last."""
+    conn = CONNS["permuted_groups"]()
+    layer = SparseConv2D(16, 3, conn, data_format=data_format)
+    first = data_format == "channels_first"
+    layer.build((None, 6, 7, 7) if first else (None, 7, 7, 6))
+    assert layer.resolved_implementation == "grouped"
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 7, 7, 6)).astype("float32")
+    g = rng.standard_normal((2, 5, 5, 16)).astype("float32")
+    kernel = ops.convert_to_tensor(masked_kernel(layer).astype("float32"))
+
+    def loss(xx):
+        y = layer(ops.transpose(xx, (0, 3, 1, 2)) if first else xx)
+        y = ops.transpose(y, (0, 2, 3, 1)) if first else y
+        return ops.sum(y * ops.convert_to_tensor(g))
+
+    def reference(xx):
+        return ops.sum(ops.conv(xx, kernel) * ops.convert_to_tensor(g))
+
+    (got,) = gradients(loss, ops.convert_to_tensor(x))
+    (want,) = gradients(reference, ops.convert_to_tensor(x))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 def test_param_counts_and_lenet_c3():
     conn = lenet5_c3_connectivity()
     assert conn.nnz == 60

@@ -247,3 +247,97 @@ def test_jax_runs_ffi_kernels_and_exports_without_them():
     np.testing.assert_allclose(
         np.asarray(exported.call(x, v)), ((x @ w) ** 2).sum(), rtol=1e-4
     )
+
+
+@pytest.mark.parametrize("binding", ["current", "portable"])
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_take_permutation_matches_numpy_to_second_order(binding, axis):
+    """Value, and the gradient (in `v`) of the gradient penalty
+    |d sum(tanh(P(x * v))) / dx|^2, where P reorders `axis` by `order`,
+    against NumPy (closed form and central differences, float64)."""
+    module = backend if binding == "current" else backend.binding("portable")
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 5, 4, 5)).astype("float32")
+    v = rng.standard_normal(5).astype("float32")
+    order = rng.permutation(5)
+    inverse = np.argsort(order)
+    perm = (backend.host_constant(order), backend.host_constant(inverse))
+    shape = [1, 1, 1, 1]
+    shape[axis] = 5
+
+    got = to_numpy(module.take_permutation(ops.convert_to_tensor(x), *perm, axis=axis))
+    np.testing.assert_array_equal(got, np.take(x, order, axis=axis))
+
+    def fn(xx, vv):
+        return module.take_permutation(xx * ops.reshape(vv, shape), *perm, axis=axis)
+
+    def penalty(vv):  # NumPy: dL/dx = P^-1(1 - tanh(P(x v))^2) * v
+        y = np.take(x.astype(np.float64) * vv.reshape(shape), order, axis=axis)
+        gx = np.take(1 - np.tanh(y) ** 2, inverse, axis=axis) * vv.reshape(shape)
+        return np.sum(gx**2)
+
+    eps = 1e-6
+    v64 = v.astype(np.float64)
+    want = np.array(
+        [(penalty(v64 + eps * e) - penalty(v64 - eps * e)) / (2 * eps) for e in np.eye(5)]
+    )
+    got = _second_order(fn, x, v)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's own take_permutation")
+def test_torch_take_permutation_under_func_transforms_and_compile():
+    """`torch.func.vmap` of `grad`, `torch.func.jvp` and
+    `torch.compile(fullgraph=True)` run it and agree with `index_select`."""
+    import torch
+
+    rng = np.random.default_rng(8)
+    x = torch.tensor(rng.standard_normal((4, 3, 2, 6)), dtype=torch.float32)
+    w = torch.tensor(rng.standard_normal((3, 2, 6)), dtype=torch.float32)
+    order = torch.tensor(rng.permutation(6))
+    inverse = torch.argsort(order)
+
+    def f(xx):
+        return torch.sum(torch.sin(backend.take_permutation(xx, order, inverse, -1)) * w)
+
+    def ref(xx):
+        return torch.sum(torch.sin(torch.index_select(xx, -1, order)) * w)
+
+    per_example = torch.func.vmap(torch.func.grad(f))(x)
+    np.testing.assert_allclose(per_example, torch.func.vmap(torch.func.grad(ref))(x), rtol=1e-6)
+    t = torch.ones_like(x[0])
+    _, got = torch.func.jvp(f, (x[0],), (t,))
+    _, want = torch.func.jvp(ref, (x[0],), (t,))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    compiled = torch.compile(f, fullgraph=True)
+    np.testing.assert_allclose(compiled(x[0]), f(x[0]), rtol=1e-6)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's own take_permutation")
+@pytest.mark.parametrize("saving", [False, True])
+def test_tensorflow_take_permutation_compiled_and_while_saving(monkeypatch, saving):
+    """The XLA gather, and the plain `tf.gather` used while a SavedModel is
+    traced, give the permutation and the inverse permutation as gradient,
+    also inside `tf.function(jit_compile=True)`."""
+    import tensorflow as tf
+
+    from keras_sparse.ops.backend import tf_densify
+
+    monkeypatch.setattr(tf_densify, "saving", lambda: saving)
+    rng = np.random.default_rng(9)
+    x = tf.constant(rng.standard_normal((2, 3, 7)).astype("float32"))
+    g = rng.standard_normal((2, 3, 7)).astype("float32")
+    order = rng.permutation(7)
+    inverse = np.argsort(order)
+
+    @tf.function(jit_compile=True)
+    def step(xx):
+        with tf.GradientTape() as tape:
+            tape.watch(xx)
+            y = backend.take_permutation(xx, tf.constant(order), tf.constant(inverse), -1)
+            loss = tf.reduce_sum(y * g)
+        return y, tape.gradient(loss, xx)
+
+    y, dx = step(x)
+    np.testing.assert_array_equal(y.numpy(), np.take(x.numpy(), order, axis=-1))
+    np.testing.assert_array_equal(dx.numpy(), np.take(g, inverse, axis=-1))

@@ -26,6 +26,11 @@ imports from `portable` the ones it does not do differently:
 - `conv(x, kernel, strides, padding, data_format, dilation_rate)`:
   `keras.ops.conv` (TensorFlow runs `channels_first` through
   `channels_last` on CPUs whose convolution cannot take it);
+- `take_permutation(x, order, inverse, axis)`: `keras.ops.take(x, order,
+  axis=axis)` for a permutation `order` of `x`'s `axis` (`inverse` its
+  inverse, which reorders the gradient), differentiable to any order
+  (PyTorch and TensorFlow: the gradient is the `inverse` gather, not a
+  scatter-add);
 - `dense_input(x)`: `x` as a dense tensor (sparse input tensors of the
   backend densified);
 - `value_and_grad(fn, args)`: `(fn(args), grads)` for `fn` taking a
@@ -75,6 +80,7 @@ SIGNATURE = (
     "segment_sum",
     "matmul",
     "conv",
+    "take_permutation",
     "dense_input",
     "value_and_grad",
     "GROUPED_CONV_MODE",
@@ -106,6 +112,7 @@ cond_true_gradient = _current.cond_true_gradient
 segment_sum = _current.segment_sum
 matmul = _current.matmul
 conv = _current.conv
+take_permutation = _current.take_permutation
 dense_input = _current.dense_input
 value_and_grad = _current.value_and_grad
 GROUPED_CONV_MODE: str = _current.GROUPED_CONV_MODE

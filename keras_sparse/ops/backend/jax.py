@@ -36,6 +36,7 @@ from keras_sparse.ops.backend.portable import (  # noqa: F401 (the seam)
     dense_input,
     matmul,
     segment_sum,
+    take_permutation,
 )
 
 GROUPED_CONV_MODE = "split"

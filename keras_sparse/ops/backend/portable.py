@@ -82,6 +82,13 @@ def conv(
     )
 
 
+def take_permutation(x: Any, order: Any, inverse: Any, axis: int) -> Any:
+    """`x` with its `axis` reordered by the permutation `order`."""
+    from keras import ops
+
+    return ops.take(x, order, axis=axis)
+
+
 def dense_input(x: Any) -> Any:
     from keras import ops
 

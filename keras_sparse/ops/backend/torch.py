@@ -18,6 +18,10 @@
   "torch_sparse"`), which is how it is tested against NumPy here.
 - PyTorch's native grouped convolution is the fastest on the CPU
   (`GROUPED_CONV_MODE = "native"`, docs/benchmarks.md).
+- `take_permutation` reorders the last axis as the columns of a 2-D view
+  and differentiates into the inverse permutation's gather: a
+  `SparseConv2D` whose groups need permuted channels spent most of its
+  step in torch's `index_select` along the last axis.
 """
 
 # No `from __future__ import annotations`: torch.library reads the
@@ -206,6 +210,58 @@ def cond_true_gradient(pred: Any, true_fn: Any, false_fn: Any, *args: Any) -> An
     if taken:
         return first
     return _ValueOfSecondForward.apply(first, false_fn(*detached))
+
+
+def _take_along(x: Any, order: Any, axis: int) -> Any:
+    """`index_select(x, axis, order)`; along the last axis of an N-D
+    tensor (N > 2) as the columns of its 2-D view: on 32 x 30 x 30 x 64
+    float32, torch 2.13's `index_select` along the last axis took 10.2 ms
+    and this 1.2 ms (a scratch A/B in one process, 2-core Xeon)."""
+    axis = axis % x.dim()
+    if axis == x.dim() - 1 and x.dim() > 2:
+        flat = x.reshape(-1, x.shape[-1])
+        return torch.index_select(flat, 1, order).reshape(x.shape)
+    return torch.index_select(x, axis, order)
+
+
+class _TakePermutation(torch.autograd.Function):
+    """`x` reordered along `axis` by the permutation `order`; its gradient
+    is the gather by `inverse`, itself this function, so gradients of any
+    order run it. `index_select`'s own gradient is a scatter-add: 1.6 ms
+    against 1.3 ms on the case above, and 14-16 ms against 1.7 ms while
+    another process shared the 2 cores."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Any, order: Any, inverse: Any, axis: int) -> Any:
+        return _take_along(x, order, axis)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        _, ctx.order, ctx.inverse, ctx.axis = inputs
+
+    @staticmethod
+    def backward(ctx: Any, grad: Any) -> Any:
+        back = _TakePermutation.apply(grad, ctx.inverse, ctx.order, ctx.axis)
+        return back, None, None, None
+
+
+class _TakePermutationForward(_TakePermutation):
+    """With forward mode (`torch.func.jvp`), which `torch.compile` refuses
+    in a custom function."""
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: Any, *_: Any) -> Any:
+        return _take_along(tangent, ctx.order, ctx.axis)
+
+
+def take_permutation(x: Any, order: Any, inverse: Any, axis: int) -> Any:
+    """`x` with its `axis` reordered by the permutation `order`
+    (`_TakePermutation`)."""
+    if torch.compiler.is_compiling():
+        return _TakePermutation.apply(x, order, inverse, int(axis))
+    return _TakePermutationForward.apply(x, order, inverse, int(axis))
 
 
 def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
