@@ -5,11 +5,12 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k connectivity`.
 #
 # The backends' processes run KERAS_SPARSE_TEST_JOBS at a time (default: one
-# per CPU, at most one per backend), longest first: most of a test's time is
-# compiling (XLA, TensorFlow graphs, Numba), which uses one core. Each one's
-# output goes to .test-logs/<backend>.log (`tail -f` it to follow) and is
-# printed whole when it ends. KERAS_SPARSE_TEST_JOBS=1 runs them one after
-# another with their output live.
+# per CPU, at most one per backend), longest first (JAX, TensorFlow, PyTorch).
+# On a 2-core Intel Xeon the tests took 10.0 min side by side against 12.9 min
+# one after another (README). Each one's output goes to
+# .test-logs/<backend>.log (`tail -f` it to follow) and is printed whole when
+# it ends. KERAS_SPARSE_TEST_JOBS=1 runs them one after another with their
+# output live.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
