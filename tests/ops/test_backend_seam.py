@@ -341,3 +341,27 @@ def test_tensorflow_take_permutation_compiled_and_while_saving(monkeypatch, savi
     y, dx = step(x)
     np.testing.assert_array_equal(y.numpy(), np.take(x.numpy(), order, axis=-1))
     np.testing.assert_array_equal(dx.numpy(), np.take(g, inverse, axis=-1))
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX's own take_permutation")
+def test_jax_take_permutation_forward_mode_and_vmap():
+    """`jax.jvp`, `jax.jacfwd` and `jax.vmap` of it agree with NumPy."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((3, 4, 6)).astype("float32")
+    t = rng.standard_normal((3, 4, 6)).astype("float32")
+    order = rng.permutation(4)
+    perm = (jnp.asarray(order), jnp.asarray(np.argsort(order)))
+
+    def f(xx):
+        return backend.take_permutation(xx, *perm, axis=1)
+
+    y, ty = jax.jvp(f, (x,), (t,))
+    np.testing.assert_array_equal(np.asarray(y), np.take(x, order, axis=1))
+    np.testing.assert_array_equal(np.asarray(ty), np.take(t, order, axis=1))
+    jac = np.asarray(jax.jacfwd(f)(x[:1, :, :2]))  # (1, 4, 2, 1, 4, 2)
+    np.testing.assert_array_equal(jac.reshape(8, 8), np.eye(8).reshape(4, 2, 8)[order].reshape(8, 8))
+    batched = jax.vmap(lambda xx: backend.take_permutation(xx, *perm, axis=0))(x)
+    np.testing.assert_array_equal(np.asarray(batched), np.take(x, order, axis=1))

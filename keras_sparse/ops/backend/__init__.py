@@ -30,7 +30,7 @@ imports from `portable` the ones it does not do differently:
   axis=axis)` for a permutation `order` of `x`'s `axis` (`inverse` its
   inverse, which reorders the gradient), differentiable to any order
   (PyTorch and TensorFlow: the gradient is the `inverse` gather, not a
-  scatter-add);
+  scatter-add; JAX: the gather runs along the leading axis);
 - `dense_input(x)`: `x` as a dense tensor (sparse input tensors of the
   backend densified);
 - `value_and_grad(fn, args)`: `(fn(args), grads)` for `fn` taking a

@@ -21,6 +21,10 @@ The index operands (`indptr, indices, perm`, see
 `keras_sparse.ops.csr_cpu.CSRPlan`) are ordinary operands: constants for a
 fixed connectivity, variables for one that changes during training (no
 retrace when they change).
+
+`take_permutation` (the permuted groups of `SparseConv*D`) gathers along
+the leading axis between two `moveaxis`, whose VJP XLA runs 4x faster
+than that of a gather along the last axis.
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ from keras_sparse.ops.backend.portable import (  # noqa: F401 (the seam)
     dense_input,
     matmul,
     segment_sum,
-    take_permutation,
 )
 
 GROUPED_CONV_MODE = "split"
@@ -52,6 +55,19 @@ DENSIFY_INDEX_DTYPE = "int32"  # JAX without x64 has no int64
 
 _PRIMS: dict[str, Any] = {}
 _EAGER: dict[tuple[Any, ...], Any] = {}
+
+
+def take_permutation(x: Any, order: Any, inverse: Any, axis: int) -> Any:
+    """`x` with its `axis` reordered by the permutation `order`, gathered
+    along the leading axis between two `moveaxis`: XLA transposes a gather
+    along the last axis into a scatter-add of strided slices. On 32 x 30 x
+    30 x 64 float32 the gather's VJP took 13.8 ms that way and 3.4 ms this
+    way, the forward 0.59 ms both (a scratch A/B in one process, 2-core
+    Xeon). Plain `jax.numpy` ops: every transform applies."""
+    import jax.numpy as jnp
+
+    moved = jnp.moveaxis(x, axis, 0)
+    return jnp.moveaxis(jnp.take(moved, order, axis=0), 0, axis)
 
 
 def csr_available() -> bool:
