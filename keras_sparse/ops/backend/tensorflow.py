@@ -133,20 +133,6 @@ def host_constant(array: np.ndarray) -> Any:
         return tf.constant(array)
 
 
-@functools.cache
-def _xla_take() -> Any:
-    """`tf.gather(x, order, axis=axis)` compiled by XLA (one function; XLA
-    compiles it once per shape, dtype and `axis`)."""
-    import tensorflow as tf
-
-    return tf.function(
-        lambda x, order, axis: tf.gather(x, order, axis=axis),
-        jit_compile=True,
-        reduce_retracing=True,
-        autograph=False,
-    )
-
-
 def take_permutation(x: Any, order: Any, inverse: Any, axis: int) -> Any:
     """`x` with its `axis` reordered by the permutation `order`: an
     XLA-compiled gather whose gradient is this function with `inverse`
@@ -156,7 +142,7 @@ def take_permutation(x: Any, order: Any, inverse: Any, axis: int) -> Any:
     SavedModel is traced, plain `tf.gather` (served without XLA)."""
     import tensorflow as tf
 
-    from keras_sparse.ops.backend.tf_densify import saving
+    from keras_sparse.ops.backend.tf_densify import saving, xla_gather
 
     axis = int(axis)
     plain = saving()
@@ -168,7 +154,7 @@ def take_permutation(x: Any, order: Any, inverse: Any, axis: int) -> Any:
 
         if plain:
             return tf.gather(t, order, axis=axis), grad
-        return _xla_take()(t, order, axis), grad
+        return xla_gather()(t, order, axis), grad
 
     return _take(tf.convert_to_tensor(x))
 

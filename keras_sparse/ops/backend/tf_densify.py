@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-__all__ = ["densify", "saving"]
+__all__ = ["densify", "saving", "xla_gather"]
 
 
 @functools.cache
@@ -43,13 +43,14 @@ def _scatter() -> Any:
 
 
 @functools.cache
-def _gather() -> Any:
-    """`tf.gather(params, indices)` compiled by XLA (one per process;
-    XLA compiles it once per shape and dtype)."""
+def xla_gather() -> Any:
+    """`tf.gather(params, indices, axis=axis)` compiled by XLA (one per
+    process; XLA compiles it once per shape, dtype and `axis`). Also the
+    TensorFlow binding's `take_permutation`."""
     import tensorflow as tf
 
     return tf.function(
-        lambda params, indices: tf.gather(params, indices),
+        lambda params, indices, axis: tf.gather(params, indices, axis=axis),
         jit_compile=True,
         reduce_retracing=True,
         autograph=False,
@@ -93,7 +94,8 @@ def densify(values: Any, positions: Any, shape: tuple[int, int]) -> Any:
         def scatter(v: Any) -> Any:
             return _scatter()(v, flat, size)
 
-        gather = _gather()
+        def gather(params: Any, indices: Any) -> Any:
+            return xla_gather()(params, indices, 0)
 
     @tf.custom_gradient
     def _densify(v: Any) -> Any:
