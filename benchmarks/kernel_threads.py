@@ -4,7 +4,7 @@ and against the memory floor.
     KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/kernel_threads.py \
         --out benchmarks/results/kernel_threads_tensorflow.json
     # the same with the library's kernel thread, and on one core:
-    KERAS_BACKEND=torch .venv/bin/python benchmarks/kernel_threads.py --kernel-thread
+    KERAS_BACKEND=torch .venv/bin/python benchmarks/kernel_threads.py --kernel-thread on
     KERAS_BACKEND=tensorflow taskset -c 0 .venv/bin/python benchmarks/kernel_threads.py
 
 For each case (9180 -> 230 at 1 %, batch 256; `--cases wide` adds the
@@ -25,7 +25,10 @@ gradient) through `keras_sparse.ops.csr_cpu`:
 
 `region_us` is what one parallel region (an almost empty `prange`, one
 element per thread) costs to start and join: before the steps, from the
-thread that ran each kernel inside the steps, and after them. Every kernel
+thread that ran each kernel inside the steps, and after them. With
+`--kernel-thread` the probes and the bandwidth triad are launched through
+the kernel thread too, as the kernels are: launched from the main thread
+they would add the second libgomp team they are meant to detect. Every kernel
 launches one or two regions; `launching_threads_in_step` counts the host
 threads that launched kernels in the steps (libgomp keeps a team of
 workers for each, and spins much less once it manages more threads than
@@ -61,7 +64,9 @@ from common import interleaved_medians, write_result  # noqa: E402
 
 from keras_sparse.connectivity import random_connectivity  # noqa: E402
 from keras_sparse.layers import SparseDense  # noqa: E402
-from keras_sparse.ops import csr_cpu  # noqa: E402
+from keras_sparse.ops import backend, csr_cpu  # noqa: E402
+
+_PREFER = backend.KERNEL_THREAD  # the binding's preference for its calls
 
 CASES = {
     "ref": dict(n_in=9180, n_out=230, density=0.01, batch=256),
@@ -91,7 +96,7 @@ def region_us(repeats: int = 20) -> float:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        _region(a)
+        csr_cpu._launch(_region, a, thread=_PREFER)
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e6
 
@@ -101,11 +106,11 @@ def bandwidth_bytes_per_s(mib: int = 256) -> float:
     triad, median of 7."""
     n = mib * 2**20 // 4
     a, b, c = (np.ones(n, np.float32) for _ in range(3))
-    _triad(a, b, c)
+    csr_cpu._launch(_triad, a, b, c, thread=_PREFER)
     times = []
     for _ in range(7):
         t0 = time.perf_counter()
-        _triad(a, b, c)
+        csr_cpu._launch(_triad, a, b, c, thread=_PREFER)
         times.append(time.perf_counter() - t0)
     return 3 * 4 * n / statistics.median(times)
 
@@ -131,10 +136,13 @@ def kernel_calls(case: dict, seed: int = 0):
     dy = rng.standard_normal((case["batch"], case["n_out"])).astype(np.float32)
     v = rng.standard_normal(conn.nnz).astype(np.float32)
     n_in, n_out = case["n_in"], case["n_out"]
+    kt = {"kernel_thread": _PREFER}  # as the backend's binding calls them
     calls = {
-        "forward": lambda: csr_cpu.spmm(x, v, *plan.arrays, n_out),
-        "input_grad": lambda: csr_cpu.spmm_t(dy, v, indptr, indices, perm, n_in),
-        "values_grad": lambda: csr_cpu.sddmm(x, dy, *plan.arrays),
+        "forward": lambda: csr_cpu.spmm(x, v, *plan.arrays, n_out, **kt),
+        "input_grad": lambda: csr_cpu.spmm_t(
+            dy, v, indptr, indices, perm, n_in, **kt
+        ),
+        "values_grad": lambda: csr_cpu.sddmm(x, dy, *plan.arrays, **kt),
     }
     return conn, calls
 
@@ -164,7 +172,10 @@ class InStepTimer:
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
             self.times[op].append(time.perf_counter() - t0)
-            self.threads.add(threading.get_native_id())
+            # With the kernel thread, it launches every kernel itself.
+            self.threads.add(
+                "kernel thread" if _uses_thread() else threading.get_native_id()
+            )
             return out
 
         return timed
@@ -251,9 +262,14 @@ def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
     }
 
 
-def _configure(kernel_thread: bool) -> str | None:
-    """Kernel thread on or off; on JAX, the callback path (returned)."""
-    csr_cpu.set_kernel_thread(kernel_thread)
+def _uses_thread() -> bool:
+    return csr_cpu.uses_kernel_thread(_PREFER)
+
+
+def _configure(kernel_thread: str) -> str | None:
+    """Kernel thread on, off or the binding's default; on JAX, the callback
+    path (returned)."""
+    csr_cpu.set_kernel_thread({"on": True, "off": False}.get(kernel_thread))
     if keras.backend.backend() != "jax":
         return None
     from keras_sparse.ops.backend import jax_ffi
@@ -270,7 +286,7 @@ def run_case_in_child(name: str, args: argparse.Namespace) -> dict:
     cmd = [
         sys.executable, os.path.abspath(__file__), "--child-case", name,
         "--steps", str(args.steps), "--calls", str(args.calls),
-    ] + (["--kernel-thread"] if args.kernel_thread else [])
+    ] + ["--kernel-thread", args.kernel_thread]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -286,7 +302,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", nargs="+", default=["ref"], choices=list(CASES))
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--calls", type=int, default=40)
-    parser.add_argument("--kernel-thread", action="store_true")
+    parser.add_argument(
+        "--kernel-thread",
+        nargs="?",
+        const="on",
+        default="default",
+        choices=["default", "on", "off"],
+        help="launch the kernels from the library's kernel thread: the "
+        "binding's default (TensorFlow's uses it), on, or off",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny case (tests)")
     parser.add_argument("--remark", help="a sentence the report prints under the table")
     parser.add_argument("--child-case", default=None, help=argparse.SUPPRESS)
@@ -307,7 +331,8 @@ def main(argv: list[str] | None = None) -> None:
         args.out,
         {
             "command": " ".join(["python"] + sys.argv),
-            "kernel_thread": args.kernel_thread,
+            "kernel_thread": _uses_thread(),
+            "kernel_thread_setting": args.kernel_thread,
             "numba_threading_layer": results[0]["numba_threading_layer"],
             "numba_threads": numba.get_num_threads(),
             "cpus_allowed": len(os.sched_getaffinity(0)),

@@ -60,6 +60,7 @@ __all__ = [
     "CSRPlan",
     "kernel_thread",
     "set_kernel_thread",
+    "uses_kernel_thread",
     "spmm",
     "spmm_t",
     "sddmm",
@@ -405,46 +406,90 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
 # entered a parallel region; the frameworks call the kernels from their own
 # executor threads, so several teams end up competing for the cores and
 # libgomp stops spin-waiting (docs/benchmarks.md, "Kernels inside a step").
-_KERNEL_THREAD: dict[str, Any] = {"on": False, "pool": None, "ident": None}
+# "on": None (each binding's default), True or False (every call).
+_KERNEL_THREAD: dict[str, Any] = {"on": None, "pool": None, "ident": None}
 
 
-def set_kernel_thread(on: bool) -> None:
-    """Launch every kernel called through this module's NumPy API (`spmm`,
+def set_kernel_thread(on: bool | None) -> None:
+    """Whether kernels called through this module's NumPy API (`spmm`,
     `spmm_t`, `sddmm`: the TensorFlow, PyTorch and `jax.pure_callback`
-    paths) from one library-owned thread instead of the calling thread.
+    paths) are launched from one library-owned thread instead of the
+    calling thread.
 
-    The calling thread waits for the result; the kernels release the GIL.
-    The XLA FFI path (JAX) calls the kernels in place and is not affected.
-    Off by default: on the 2-core machine it changed a 9180 -> 230 training
-    step by 1.01x (TensorFlow) and 1.02x (PyTorch)
-    (`benchmarks/kernel_threads.py`, docs/benchmarks.md); it is kept to
-    measure machines with more cores.
+    The calling thread waits for the result (the hand-off costs about
+    25 us); the kernels release the GIL. The XLA FFI path (JAX) calls the
+    kernels in place and is never affected.
+
+    By default (`None`) TensorFlow's binding uses the kernel thread
+    whenever Numba runs more than one thread, and the other bindings
+    launch in place. TensorFlow runs the kernels from several of its
+    executor threads; libgomp gives each of them a worker team of its own,
+    and once it manages more threads than there are cores its workers
+    stop spin-waiting. With the kernel thread, on a 2-core AMD EPYC
+    (Zen 4), the 9180 -> 230 training step at 1 % took 4.2-5.1 ms against
+    4.9-5.7 ms without it (three pairs of processes) and the kernels
+    inside a step ran 1.4-1.7x their fresh-process time instead of
+    1.7-2.7x (`benchmarks/kernel_threads.py`, docs/benchmarks.md).
+    PyTorch calls the kernels from the thread that runs the step, so
+    there the hand-off would only add time.
 
     Args:
-        on: bool, whether to launch from the kernel thread.
+        on: bool or None. `True` or `False` for every call, whatever the
+            binding; `None` restores the bindings' defaults.
+
+    Raises:
+        TypeError: if `on` is neither a bool nor None.
 
     Example:
 
     >>> from keras_sparse.ops import csr_cpu
     >>> csr_cpu.set_kernel_thread(True); csr_cpu.kernel_thread()
     True
-    >>> csr_cpu.set_kernel_thread(False); csr_cpu.kernel_thread()
-    False
+    >>> csr_cpu.set_kernel_thread(None); print(csr_cpu.kernel_thread())
+    None
     """
-    _KERNEL_THREAD["on"] = bool(on)
+    if on is not None and not isinstance(on, (bool, np.bool_)):
+        raise TypeError(
+            "Received an invalid value for `on`, expected True, False or None "
+            f"(the bindings' defaults). Received: on={on!r}"
+        )
+    _KERNEL_THREAD["on"] = None if on is None else bool(on)
 
 
-def kernel_thread() -> bool:
-    """Whether kernels are launched from the library's kernel thread."""
-    return bool(_KERNEL_THREAD["on"])
+def kernel_thread() -> bool | None:
+    """The `set_kernel_thread` setting: `True`/`False` for every call, or
+    `None` when each binding chooses (TensorFlow's uses the thread)."""
+    return _KERNEL_THREAD["on"]
 
 
 def _remember_ident() -> None:
     _KERNEL_THREAD["ident"] = threading.get_ident()
 
 
-def _launch(kernel: Any, *args: Any) -> None:
-    if not _KERNEL_THREAD["on"] or threading.get_ident() == _KERNEL_THREAD["ident"]:
+def _forget_pool() -> None:
+    # A forked child has no kernel thread: make it start its own.
+    _KERNEL_THREAD.update(pool=None, ident=None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def uses_kernel_thread(prefer: bool = False) -> bool:
+    """Whether a call launches from the kernel thread: the
+    `set_kernel_thread` setting, else `prefer` (the binding's default)
+    when Numba runs more than one thread (on one, no worker team exists
+    to compete)."""
+    on = _KERNEL_THREAD["on"]
+    if on is not None:
+        return bool(on)
+    return bool(prefer) and _HAVE_NUMBA and numba.get_num_threads() > 1
+
+
+def _launch(kernel: Any, *args: Any, thread: bool = False) -> None:
+    if not uses_kernel_thread(thread) or (
+        threading.get_ident() == _KERNEL_THREAD["ident"]
+    ):
         kernel(*args)
         return
     pool = _KERNEL_THREAD["pool"]
@@ -465,11 +510,15 @@ def spmm(
     indices: np.ndarray,
     perm: np.ndarray,
     num_outputs: int,
+    *,
+    kernel_thread: bool = False,
 ) -> np.ndarray:
     """`x @ W`: `x` `(batch, num_inputs)` -> `(batch, num_outputs)`.
 
     `values` `(nnz,)` in canonical order; the index arrays as in `CSRPlan`.
-    Float32 or float64 (the result has `x`'s dtype).
+    Float32 or float64 (the result has `x`'s dtype). `kernel_thread`: the
+    caller's default for `set_kernel_thread(None)` (see
+    `uses_kernel_thread`).
     """
     x = _contiguous(x)
     out = np.empty((x.shape[0], int(num_outputs)), dtype=x.dtype)
@@ -484,6 +533,7 @@ def spmm(
         int(num_outputs),
         block(x.shape[0]),
         out,
+        thread=kernel_thread,
     )
     return out
 
@@ -495,8 +545,11 @@ def spmm_t(
     indices: np.ndarray,
     perm: np.ndarray,
     num_inputs: int,
+    *,
+    kernel_thread: bool = False,
 ) -> np.ndarray:
-    """`dy @ W.T`: `dy` `(batch, num_outputs)` -> `(batch, num_inputs)`."""
+    """`dy @ W.T`: `dy` `(batch, num_outputs)` -> `(batch, num_inputs)`;
+    `kernel_thread` as in `spmm`."""
     dy = _contiguous(dy)
     out = np.empty((dy.shape[0], int(num_inputs)), dtype=dy.dtype)
     v = _contiguous(np.asarray(values, dtype=dy.dtype))
@@ -510,6 +563,7 @@ def spmm_t(
         int(num_inputs),
         block(dy.shape[0]),
         out,
+        thread=kernel_thread,
     )
     return out
 
@@ -520,10 +574,13 @@ def sddmm(
     indptr: np.ndarray,
     indices: np.ndarray,
     perm: np.ndarray,
+    *,
+    kernel_thread: bool = False,
 ) -> np.ndarray:
     """`out[e] = sum_b x[b, i_e] * dy[b, j_e]` -> `(nnz,)`, canonical order.
 
-    The gradient of `sum(spmm(x, values) * dy)` with respect to `values`.
+    The gradient of `sum(spmm(x, values) * dy)` with respect to `values`;
+    `kernel_thread` as in `spmm`.
     """
     x, dy = _contiguous(x), _contiguous(np.asarray(dy, dtype=x.dtype))
     out = np.empty(perm.size, dtype=x.dtype)  # every entry written by the kernel
@@ -537,5 +594,6 @@ def sddmm(
         sddmm_block(x.shape[0]),
         chunks(),
         out,
+        thread=kernel_thread,
     )
     return out

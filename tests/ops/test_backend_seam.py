@@ -22,6 +22,44 @@ def test_every_binding_implements_the_signature(name):
     assert 0 <= module.AUTO_SPARSE_MAX_DENSITY <= 1
     assert 0 <= module.AUTO_CSR_MAX_DENSITY <= 1
     assert module.DENSIFY_INDEX_DTYPE in ("int32", "int64")
+    # Only TensorFlow, which calls the kernels from several executor
+    # threads, prefers the library's kernel thread.
+    assert module.KERNEL_THREAD is (name == "tensorflow")
+
+
+@pytest.mark.skipif(BACKEND == "jax", reason="JAX's FFI path never hands off")
+def test_the_binding_launches_the_kernels_where_it_says(monkeypatch):
+    """TensorFlow's calls run on the kernel thread (with more than one Numba
+    thread), PyTorch's on the calling thread; results unchanged."""
+    import threading
+
+    if not csr_cpu.available() or not backend.csr_available():
+        pytest.skip("no compiled kernels here")
+    conn = random_connectivity(40, 6, density=0.3, seed=0)
+    plan = csr_cpu.CSRPlan.from_connectivity(conn)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 40)).astype("float32")
+    v = rng.standard_normal(conn.nnz).astype("float32")
+    want = csr_cpu.spmm(x, v, *plan.arrays, 6)
+    seen = []
+    real = csr_cpu._forward
+
+    def recording(*args):
+        seen.append(threading.get_ident())
+        real(*args)
+
+    monkeypatch.setattr(csr_cpu, "_forward", recording)
+    monkeypatch.setattr(csr_cpu.numba, "get_num_threads", lambda: 2)
+    arrays = [backend.host_constant(a) for a in plan.arrays]
+    got = backend.csr_matmul(
+        keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(v), arrays, (40, 6)
+    )
+    np.testing.assert_allclose(to_numpy(got), want, rtol=1e-6, atol=1e-6)
+    assert len(seen) == 1
+    if backend.KERNEL_THREAD:
+        assert seen[0] == csr_cpu._KERNEL_THREAD["ident"] != threading.get_ident()
+    else:
+        assert seen[0] == threading.get_ident()
 
 
 def test_only_the_seam_asks_for_the_backend():

@@ -182,13 +182,58 @@ def test_kernel_thread_launches_every_kernel_from_one_thread(monkeypatch):
         for t in others:
             t.join()
     finally:
-        csr_cpu.set_kernel_thread(False)
+        csr_cpu.set_kernel_thread(None)
     assert len(seen) == 12 and len(set(seen)) == 1
     assert seen[0] != threading.get_ident()
     assert seen[0] not in {t.ident for t in others}
     for result in got:
         for g, e in zip(result, want, strict=True):
             np.testing.assert_array_equal(g, e)
+
+
+def test_kernel_thread_setting_and_the_bindings_default(monkeypatch):
+    # `None` (the default) leaves the choice to the caller's preference,
+    # which holds only when Numba runs more than one thread; True/False
+    # override it. Anything else is refused, naming the argument.
+    assert csr_cpu.kernel_thread() is None
+    for threads in (1, 2):
+        monkeypatch.setattr(csr_cpu.numba, "get_num_threads", lambda t=threads: t)
+        assert csr_cpu.uses_kernel_thread(True) is (threads > 1)
+        assert csr_cpu.uses_kernel_thread(False) is False
+        for on in (True, False):
+            csr_cpu.set_kernel_thread(on)
+            try:
+                assert csr_cpu.uses_kernel_thread(True) is on
+                assert csr_cpu.uses_kernel_thread(False) is on
+            finally:
+                csr_cpu.set_kernel_thread(None)
+    with pytest.raises(TypeError, match=r"`on`.*Received: on='yes'"):
+        csr_cpu.set_kernel_thread("yes")
+    assert csr_cpu.kernel_thread() is None
+
+
+def test_after_a_fork_the_child_starts_its_own_kernel_thread():
+    # `os.register_at_fork` runs `_forget_pool` in a forked child, whose copy
+    # of the pool has no thread. (Numba's OpenMP layer itself refuses to
+    # run in a child forked after a parallel region; its TBB layer does.)
+    import os
+
+    conn, plan, x, dy, v, w = _case((50, 7), 0.2, 5)
+    csr_cpu.set_kernel_thread(True)
+    try:
+        want = csr_cpu.spmm(x, v, *plan.arrays, 7)
+        first = csr_cpu._KERNEL_THREAD["ident"]
+        assert first is not None
+        pool = csr_cpu._KERNEL_THREAD["pool"]
+        csr_cpu._forget_pool()  # what the child runs
+        got = csr_cpu.spmm(x, v, *plan.arrays, 7)
+        assert csr_cpu._KERNEL_THREAD["pool"] is not pool
+        assert csr_cpu._KERNEL_THREAD["ident"] not in (None, first)
+        np.testing.assert_array_equal(got, want)
+        pool.shutdown()
+    finally:
+        csr_cpu.set_kernel_thread(None)
+    assert hasattr(os, "register_at_fork")
 
 
 _OTHER_SIDES_SCRIPT = """

@@ -59,6 +59,9 @@ imports from `portable` the ones it does not do differently:
 - `DENSIFY_INDEX_DTYPE`: the integer dtype (`"int32"` or `"int64"`) in
   which a plan keeps `densify`'s constant positions when they fit in
   int32: the one the backend's scatter reads without a per-call cast;
+- `KERNEL_THREAD`: whether the binding's calls of the compiled kernels
+  prefer the library's kernel thread (`csr_cpu.set_kernel_thread`; the
+  preference holds while that setting is `None`, its default);
 
 The numbers behind each choice are in `docs/benchmarks.md`; each binding's
 docstring says what it does differently and why.
@@ -88,6 +91,7 @@ SIGNATURE = (
     "AUTO_CSR_MAX_DENSITY",
     "COND_ALLOCATES_BOTH_BRANCHES",
     "DENSIFY_INDEX_DTYPE",
+    "KERNEL_THREAD",
 )
 
 __all__ = ["SIGNATURE", "NAME", "binding", *SIGNATURE]
@@ -120,3 +124,4 @@ AUTO_SPARSE_MAX_DENSITY: float = _current.AUTO_SPARSE_MAX_DENSITY
 AUTO_CSR_MAX_DENSITY: float = _current.AUTO_CSR_MAX_DENSITY
 COND_ALLOCATES_BOTH_BRANCHES: bool = _current.COND_ALLOCATES_BOTH_BRANCHES
 DENSIFY_INDEX_DTYPE: str = _current.DENSIFY_INDEX_DTYPE
+KERNEL_THREAD: bool = _current.KERNEL_THREAD

@@ -52,6 +52,9 @@ AUTO_CSR_MAX_DENSITY = 0.1
 # (the non-finite branch of "dense" once took 1.1 GB of each step).
 COND_ALLOCATES_BOTH_BRANCHES = True
 DENSIFY_INDEX_DTYPE = "int32"  # JAX without x64 has no int64
+# The FFI calls launch in place on XLA's thread; the `pure_callback` path
+# too (XLA's threads; not measured faster through the kernel thread).
+KERNEL_THREAD = False
 
 _PRIMS: dict[str, Any] = {}
 _EAGER: dict[tuple[Any, ...], Any] = {}

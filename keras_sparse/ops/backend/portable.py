@@ -14,6 +14,7 @@ AUTO_SPARSE_MAX_DENSITY = 0.002
 AUTO_CSR_MAX_DENSITY = 0.0
 COND_ALLOCATES_BOTH_BRANCHES = False
 DENSIFY_INDEX_DTYPE = "int32"
+KERNEL_THREAD = False  # the compiled kernels are not called here
 
 
 def csr_available() -> bool:

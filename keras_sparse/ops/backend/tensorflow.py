@@ -1,10 +1,14 @@
 """TensorFlow binding of the backend seam (`keras_sparse.ops.backend`).
 
 - The compiled CPU kernels run through `tf.numpy_function` (about 20 us a
-  call). `spmm`, `spmm_t` and `sddmm` each carry a `tf.custom_gradient`
-  written with the other two (see `keras_sparse.ops.backend.jax` for the
-  rules), so gradients of any order (gradient penalties, Hessian-vector
-  products) run the same kernels.
+  call), launched from the library's kernel thread when Numba runs more
+  than one thread (`KERNEL_THREAD`, `csr_cpu.set_kernel_thread`):
+  TensorFlow calls them from several executor threads, and libgomp would
+  give each a worker team of its own. `spmm`, `spmm_t` and `sddmm` each
+  carry a `tf.custom_gradient` written with the other two (see
+  `keras_sparse.ops.backend.jax` for the rules), so gradients of any
+  order (gradient penalties, Hessian-vector products) run the same
+  kernels.
 - A `tf.numpy_function` can neither be compiled by XLA nor saved in a
   SavedModel. Under `jit_compile=True` and while `tf.saved_model.save`
   (so `model.export()`) traces, `csr_matmul` runs the portable formulas
@@ -44,6 +48,9 @@ AUTO_SPARSE_MAX_DENSITY = 0.01
 AUTO_CSR_MAX_DENSITY = 0.1
 COND_ALLOCATES_BOTH_BRANCHES = False  # only the branch taken runs
 DENSIFY_INDEX_DTYPE = "int32"
+# TensorFlow calls the kernels from several executor threads: launch them
+# all from the library's kernel thread (module doc, `csr_cpu.set_kernel_thread`).
+KERNEL_THREAD = True
 
 
 def csr_available() -> bool:
@@ -212,7 +219,9 @@ def _spmm(x: Any, v: Any, idx: list[Any], n_out: int) -> Any:
     @tf.custom_gradient
     def spmm(x: Any, v: Any) -> Any:
         y = _call(
-            lambda a, b, ptr, ind, perm: csr_cpu.spmm(a, b, ptr, ind, perm, n_out),
+            lambda a, b, ptr, ind, perm: csr_cpu.spmm(
+                a, b, ptr, ind, perm, n_out, kernel_thread=KERNEL_THREAD
+            ),
             [x, v, *idx],
             x.dtype,
             (x.shape[0], n_out),
@@ -232,7 +241,9 @@ def _spmm_t(dy: Any, v: Any, idx: list[Any], n_in: int) -> Any:
     @tf.custom_gradient
     def spmm_t(dy: Any, v: Any) -> Any:
         dx = _call(
-            lambda a, b, ptr, ind, perm: csr_cpu.spmm_t(a, b, ptr, ind, perm, n_in),
+            lambda a, b, ptr, ind, perm: csr_cpu.spmm_t(
+                a, b, ptr, ind, perm, n_in, kernel_thread=KERNEL_THREAD
+            ),
             [dy, v, *idx],
             dy.dtype,
             (dy.shape[0], n_in),
@@ -252,7 +263,7 @@ def _sddmm(x: Any, dy: Any, idx: list[Any]) -> Any:
     @tf.custom_gradient
     def sddmm(x: Any, dy: Any) -> Any:
         dv = _call(
-            lambda a, b, *i: csr_cpu.sddmm(a, b, *i),
+            lambda a, b, *i: csr_cpu.sddmm(a, b, *i, kernel_thread=KERNEL_THREAD),
             [x, dy, *idx],
             x.dtype,
             (idx[2].shape[0],),

@@ -47,6 +47,9 @@ COND_ALLOCATES_BOTH_BRANCHES = False  # only the branch taken runs
 # cost 0.65 ms of densify + gradient at 50 % of 9180 x 230 (4.85 vs 4.21 ms,
 # a scratch A/B in one process, not a step benchmark).
 DENSIFY_INDEX_DTYPE = "int64"
+# The kernels run on the thread that runs the step (forward and autograd
+# on the CPU): one libgomp team; the hand-off would only add time.
+KERNEL_THREAD = False
 
 _OPS: dict[str, Any] = {}
 
