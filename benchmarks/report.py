@@ -369,6 +369,35 @@ def kernel_ab_section(results):
     )
 
 
+def kernel_thread_step_section(results):
+    lines = [
+        "## Training step with and without the kernel thread"
+        " (`benchmarks/kernel_thread_step.py`)",
+        "",
+        "Median ms per `train_on_batch` step of the `csr` layer (9180 -> 230, batch",
+        "256, `Dense(1)` head, Adam), in pairs of fresh processes, kernel thread",
+        "off then on; `speed-up`: median over pairs of off / on; `on faster`: in how",
+        "many pairs the kernel thread was faster. What `KERNEL_THREAD` rests on.",
+        "",
+        "| backend | cpu | density | off ms (each pair) | on ms (each pair) |"
+        " off / on | on faster |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        r = res["result"]
+        for row in r["rows"]:
+            off = " / ".join(f"{t:.2f}" for t in row["off_ms"])
+            on = " / ".join(f"{t:.2f}" for t in row["on_ms"])
+            lines.append(
+                f"| {res['meta']['backend']} | {res['meta']['cpu']} | {row['density']} |"
+                f" {off} | {on} | {row['speedup']:.2f} |"
+                f" {row['on_faster_in']} of {len(row['on_ms'])} |"
+            )
+    return (lines if results else lines[:-2]) + _closing(
+        results, "load_average_at_start", "at the start of each run"
+    )
+
+
 def auto_rule_section(results):
     """`auto`'s density rule checked on a machine other than the one the
     tables above come from: `sparse_dense_step.py` runs saved as
@@ -470,6 +499,7 @@ def main():
         + targets_section(_load("sparse_dense_step_*.json") + _load("auto_rule_*.json"))
         + fit_section(_load("sparse_dense_fit_*.json"))
         + threads_section(_load("kernel_threads_*.json"))
+        + kernel_thread_step_section(_load("kernel_thread_step_*.json"))
         + kernel_ab_section(_load("kernel_ab_*.json"))
         + auto_rule_section(_load("auto_rule_*.json"))
         + dense_section(_load("sparse_dense_step_*.json"))

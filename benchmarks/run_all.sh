@@ -38,6 +38,10 @@ for backend in tensorflow jax torch; do
   other=on; [ "$backend" = tensorflow ] && other=off
   $PY benchmarks/kernel_threads.py --cases ref --kernel-thread $other \
     --out "$R/kernel_threads_${backend}_kernel_thread_$other.json"
+  # JAX's FFI path never uses the kernel thread.
+  if [ "$backend" != jax ]; then
+    $PY benchmarks/kernel_thread_step.py --out "$R/kernel_thread_step_$backend.json"
+  fi
   taskset -c 0 $PY benchmarks/kernel_threads.py --cases ref \
     --out "$R/kernel_threads_${backend}_1cpu.json"
   $PY benchmarks/sparse_conv_step.py --warmup 10 --out "$R/sparse_conv_step_$backend.json"

@@ -174,3 +174,19 @@ def test_kernel_ab_compares_a_revision_with_the_working_tree(tmp_path):
         # Both versions compute the same product (float32 sums may differ
         # in the last bits when a change reorders them).
         assert case["max_abs_diff"][kernel] < 1e-4
+
+
+def test_kernel_thread_step_pairs_processes_off_and_on(tmp_path):
+    import kernel_thread_step
+
+    out = tmp_path / "k.json"
+    kernel_thread_step.main(
+        ["--quick", "--pairs", "1", "--steps", "2", "--densities", "0.1",
+         "--out", str(out)]
+    )  # fmt: skip
+    result = json.loads(out.read_text())["result"]
+    (row,) = result["rows"]
+    assert row["density"] == 0.1 and len(row["off_ms"]) == len(row["on_ms"]) == 1
+    assert row["off_ms"][0] > 0 and row["on_ms"][0] > 0
+    assert abs(row["speedup"] - row["off_ms"][0] / row["on_ms"][0]) <= 0.011
+    assert row["on_faster_in"] in (0, 1)
