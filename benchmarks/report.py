@@ -17,7 +17,9 @@ def _load(pattern):
     out = []
     for path in sorted(glob.glob(os.path.join(HERE, "results", pattern))):
         with open(path) as fh:
-            out.append(json.load(fh))
+            result = json.load(fh)
+        result["_file"] = os.path.basename(path)
+        out.append(result)
     return out
 
 
@@ -92,13 +94,15 @@ def targets_section(results):
         "## Targets (9180 -> 230, batch 256, `SparseDense(\"auto\")` vs masked dense)",
         "",
         "`ceiling`: masked dense's step / `step_floor`'s (a model with only a",
-        "bias), the speed-up of a product that took no time at all. The AMD EPYC",
-        "rows are the runs of the section on `auto`'s rule on another CPU (60",
-        "timed calls per case instead of 100).",
+        "bias), the speed-up of a product that took no time at all. Rows from",
+        "`auto_rule_*.json` are the runs of the section on `auto`'s rule (their",
+        "machine and date in that section's notes; 60 timed calls per case",
+        "instead of 100); the `sparse_dense_step_*` rows are `run_all.sh`'s.",
         "",
-        "| backend | cpu | step x at 0.1 % (>= 10) | ceiling at 0.1 % | step x at 1 % (>= 4) "
-        "| forward x at 1 % (>= 5) | lowest step x, any density (>= 0.9) |",
-        "|---|---|---|---|---|---|---|",
+        "| backend | cpu | results file | step x at 0.1 % (>= 10) | ceiling at 0.1 % "
+        "| step x at 1 % (>= 4) | forward x at 1 % (>= 5) "
+        "| lowest step x, any density (>= 0.9) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         meta, rows = res["meta"], res["rows"]
@@ -119,7 +123,8 @@ def targets_section(results):
         )
         low = "-" if lowest is None else f"x{lowest[0]:.2f} (at {lowest[1]:g})"
         lines.append(
-            f"| {meta['backend']} | {meta['cpu']} | {ratio(0.001, 'step_ms')} | "
+            f"| {meta['backend']} | {meta['cpu']} | `{res['_file']}` |"
+            f" {ratio(0.001, 'step_ms')} | "
             f"{ratio(0.001, 'step_ms', floor)} | {ratio(0.01, 'step_ms')} | "
             f"{ratio(0.01, 'forward_ms')} | {low} |"
         )

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark on every backend (one process each) and writes
-# docs/benchmarks.md. About 35 minutes on 2 cores. Not part of the tests.
+# docs/benchmarks.md. About 35-50 minutes on 2 cores. Not part of the tests.
 # The PyPI `sparselinear` peer runs only where it is importable (see
 # benchmarks/README.md: it needs torch-scatter/torch-sparse built from source).
 set -euo pipefail
