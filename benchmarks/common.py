@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any
@@ -141,3 +142,17 @@ def write_result(out: str | None, result: dict) -> None:
     if out:
         with open(out, "w") as fh:
             json.dump(dict(meta=environment(), result=result), fh, indent=1)
+
+
+def child_json(cmd: list[str], what: str) -> Any:
+    """Runs `cmd` (a benchmark's child process) and returns the JSON value
+    on the last line of its output; `RuntimeError` naming `what`, with the
+    end of its stderr, if it failed or printed nothing."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"{what} failed in its process (exit {proc.returncode}):\n"
+            + proc.stderr[-3000:]
+        )
+    return json.loads(lines[-1])

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         result = child(args.child == "on", args.densities, args.steps, shape)
         print(json.dumps(result))
         return
-    from common import write_result
+    from common import child_json, write_result
 
     load = os.getloadavg()
     runs: dict[str, list[dict]] = {"off": [], "on": []}
@@ -99,14 +98,7 @@ def main(argv: list[str] | None = None) -> None:
                 "--steps", str(args.steps), "--densities",
                 *[str(d) for d in args.densities],
             ] + (["--quick"] if args.quick else [])  # fmt: skip
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            lines = proc.stdout.strip().splitlines()
-            if proc.returncode != 0 or not lines:
-                raise RuntimeError(
-                    f"the {setting!r} process failed (exit {proc.returncode}):\n"
-                    + proc.stderr[-3000:]
-                )
-            runs[setting].append(json.loads(lines[-1]))
+            runs[setting].append(child_json(cmd, f"the {setting!r} run"))
     rows = []
     for density in args.densities:
         key = str(density)

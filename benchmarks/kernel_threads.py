@@ -50,7 +50,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -60,7 +59,7 @@ import numba
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import interleaved_medians, write_result  # noqa: E402
+from common import child_json, interleaved_medians, write_result  # noqa: E402
 
 from keras_sparse.connectivity import random_connectivity  # noqa: E402
 from keras_sparse.layers import SparseDense  # noqa: E402
@@ -287,14 +286,7 @@ def run_case_in_child(name: str, args: argparse.Namespace) -> dict:
         sys.executable, os.path.abspath(__file__), "--child-case", name,
         "--steps", str(args.steps), "--calls", str(args.calls),
     ] + ["--kernel-thread", args.kernel_thread]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"case {name!r} failed in its process (exit {proc.returncode}):\n"
-            + proc.stderr[-3000:]
-        )
-    return json.loads(lines[-1])
+    return child_json(cmd, f"case {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
