@@ -77,8 +77,9 @@ _TILE_BYTES = 512
 _MAX_BLOCK = 128
 # Connections ahead whose `dy` row the value gradient prefetches: with it
 # (and the local sums) the 2 M-connection wide layer's value gradient was
-# 1.24-1.41x faster on a 2-core AMD EPYC (Zen 4), 9180 -> 230 unchanged
-# (`benchmarks/kernel_ab.py`, 100 turns, docs/benchmarks.md).
+# 1.22x faster on a 2-core AMD EPYC (Zen 4; 1.24x and 1.41x in two more
+# runs), 9180 -> 230 unchanged (`benchmarks/kernel_ab.py`,
+# `kernel_ab_epyc_zen4.json`, docs/benchmarks.md).
 _PREFETCH_VALUES_GRAD = 8
 
 
@@ -497,13 +498,14 @@ def set_kernel_thread(on: bool | None) -> None:
     launch in place. TensorFlow runs the kernels from several of its
     executor threads; libgomp gives each of them a worker team of its own,
     and once it manages more threads than there are cores its workers
-    stop spin-waiting. With the kernel thread, on a 2-core AMD EPYC
-    (Zen 4), the 9180 -> 230 training step at 1 % took 4.2-5.1 ms against
-    4.9-5.7 ms without it (three pairs of processes) and the kernels
-    inside a step ran 1.4-1.7x their fresh-process time instead of
-    1.7-2.7x (`benchmarks/kernel_threads.py`, docs/benchmarks.md).
-    PyTorch calls the kernels from the thread that runs the step, so
-    there the hand-off would only add time.
+    stop spin-waiting. On a 2-core AMD EPYC (Zen 4), in pairs of fresh
+    processes, TensorFlow's 9180 -> 230 training step was 1.33x, 1.46x and
+    1.23x faster with the kernel thread at 0.1 %, 1 % and 10 % density,
+    PyTorch's 0.55-0.75x (slower: PyTorch calls the kernels from the thread
+    that runs the step, so the hand-off only costs)
+    (`benchmarks/kernel_thread_step.py`, docs/benchmarks.md). Kernels run
+    on the kernel thread with the calling thread's
+    `numba.get_num_threads()`.
 
     Args:
         on: bool or None. `True` or `False` for every call, whatever the
@@ -548,10 +550,22 @@ if hasattr(os, "register_at_fork"):
 
 
 def uses_kernel_thread(prefer: bool = False) -> bool:
-    """Whether a call launches from the kernel thread: the
-    `set_kernel_thread` setting, else `prefer` (the binding's default)
-    when Numba runs more than one thread (on one, no worker team exists
-    to compete)."""
+    """Whether a call launches from the kernel thread.
+
+    Args:
+        prefer: bool, the calling binding's default (its `KERNEL_THREAD`).
+
+    Returns:
+        The `set_kernel_thread` setting if it is `True` or `False`; else
+        `prefer` when Numba runs more than one thread (with one, no worker
+        team exists to compete), `False` otherwise.
+
+    Example:
+
+    >>> from keras_sparse.ops import csr_cpu
+    >>> csr_cpu.uses_kernel_thread(False)
+    False
+    """
     on = _KERNEL_THREAD["on"]
     if on is not None:
         return bool(on)
@@ -572,7 +586,13 @@ def _launch(kernel: Any, *args: Any, thread: bool = False) -> None:
             initializer=_remember_ident,
         )
         _KERNEL_THREAD["pool"] = pool
-    pool.submit(kernel, *args).result()
+    # Numba's thread count is per thread: run with the caller's.
+    pool.submit(_with_threads, numba.get_num_threads(), kernel, *args).result()
+
+
+def _with_threads(threads: int, kernel: Any, *args: Any) -> None:
+    numba.set_num_threads(threads)
+    kernel(*args)
 
 
 def spmm(

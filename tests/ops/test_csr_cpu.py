@@ -212,6 +212,35 @@ def test_kernel_thread_setting_and_the_bindings_default(monkeypatch):
     assert csr_cpu.kernel_thread() is None
 
 
+def test_the_kernel_thread_runs_with_the_callers_numba_thread_count(monkeypatch):
+    # Numba's thread count is per thread: a caller's `set_num_threads(1)`
+    # must hold on the kernel thread too.
+    import numba
+
+    conn, plan, x, dy, v, w = _case((50, 7), 0.2, 5)
+    seen = []
+    real = csr_cpu._forward
+
+    def recording(*args):
+        seen.append(numba.get_num_threads())
+        real(*args)
+
+    monkeypatch.setattr(csr_cpu, "_forward", recording)
+    before = numba.get_num_threads()
+    csr_cpu.set_kernel_thread(True)
+    try:
+        numba.set_num_threads(1)
+        one = csr_cpu.spmm(x, v, *plan.arrays, 7)
+        numba.set_num_threads(before)
+        again = csr_cpu.spmm(x, v, *plan.arrays, 7)
+    finally:
+        numba.set_num_threads(before)
+        csr_cpu.set_kernel_thread(None)
+    assert seen == [1, before]
+    np.testing.assert_allclose(one, x @ w, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(one, again)
+
+
 def test_after_a_fork_the_child_starts_its_own_kernel_thread():
     # `os.register_at_fork` runs `_forget_pool` in a forked child, whose copy
     # of the pool has no thread. (Numba's OpenMP layer itself refuses to
