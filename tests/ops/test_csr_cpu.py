@@ -71,6 +71,60 @@ def test_tiles_are_transposed_in_registers(dtype, rows, cols):
     np.testing.assert_array_equal(out, expected)
 
 
+def _row_loops():
+    # The intrinsics run only inside compiled code.
+    import numba
+
+    @numba.njit
+    def scatter(acc, indices, vk, k0, k1, src, s, nbw):
+        csr_cpu._scatter_rows(acc, indices, vk, k0, k1, src, s, nbw)
+
+    @numba.njit
+    def gather(dst, r, src, indices, vk, k0, k1, nbw):
+        csr_cpu._gather_rows(dst, r, src, indices, vk, k0, k1, nbw)
+
+    @numba.njit
+    def dot(sums, s0, src, s, rows, indices, k0, k1, ahead, nbw):
+        csr_cpu._dot_rows(sums, s0, src, s, rows, indices, k0, k1, ahead, nbw)
+
+    return scatter, gather, dot
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("vectors", [0, 1, 4, 5, 9])
+def test_vector_row_loops_match_numpy(dtype, vectors):
+    # The three kernels' inner loops, emitted as vector code:
+    # rows of `vectors` whole vectors (groups of four, then single ones),
+    # connections k0 <= k < k1 only, every other element left alone.
+    rng = np.random.default_rng(0)
+    n = csr_cpu._SIDE_F64 if dtype == "float64" else csr_cpu._SIDE_F32
+    nbw, nb = vectors * n, vectors * n + 3
+    indices = rng.integers(0, 11, 40).astype(np.int32)
+    vk = rng.standard_normal(40).astype(dtype)
+    src = rng.standard_normal((11, nb)).astype(dtype)
+    acc = rng.standard_normal((11, nb)).astype(dtype)
+    expected = acc.copy()
+    for k in range(5, 29):
+        expected[indices[k], :nbw] += vk[k] * src[3, :nbw]
+    scatter, gather, dot = _row_loops()
+    scatter(acc, indices, vk, 5, 29, src, 3, nbw)
+    np.testing.assert_allclose(acc, expected, rtol=1e-5, atol=1e-5)
+    dst = np.full((4, nb), np.nan, dtype)
+    gather(dst, 2, src, indices, vk, 5, 29, nbw)
+    np.testing.assert_allclose(
+        dst[2, :nbw], vk[5:29] @ src[indices[5:29], :nbw], rtol=1e-5, atol=1e-5
+    )
+    assert np.isnan(dst[2, nbw:]).all() and np.isnan(dst[[0, 1, 3]]).all()
+    gather(dst, 0, src, indices, vk, 7, 7, nbw)  # no connection
+    np.testing.assert_array_equal(dst[0, :nbw], 0)
+    sums = rng.standard_normal(30).astype(dtype)
+    expected = sums.copy()
+    expected[1:25] += src[indices[5:29], :nbw] @ src[3, :nbw]
+    # prefetching the row 8 connections ahead up to k = 20 (then not)
+    dot(sums, 4, src, 3, src, indices, 5, 29, 21, nbw)
+    np.testing.assert_allclose(sums, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_float64_is_exact():
     conn, plan, x, dy, v, w = _case((300, 40), 0.05, 17, dtype="float64")
     indptr, indices, perm = plan.arrays
