@@ -790,9 +790,11 @@ def set_kernel_thread(on: bool | None) -> None:
     and once it manages more threads than there are cores its workers
     stop spin-waiting. On a 2-core AMD EPYC (Zen 4), in pairs of fresh
     processes, TensorFlow's 9180 -> 230 training step was 1.33x, 1.46x and
-    1.23x faster with the kernel thread at 0.1 %, 1 % and 10 % density,
-    PyTorch's 0.55-0.75x (slower: PyTorch calls the kernels from the thread
-    that runs the step, so the hand-off only costs)
+    1.23x faster with the kernel thread at 0.1 %, 1 % and 10 % density in
+    one run and 1.16x, 0.95x and 0.93x in the next (a noisy one; 7 of 10
+    pairs faster at 1 % over both), PyTorch's 0.54-0.94x (slower: PyTorch
+    calls the kernels from the thread that runs the step, so the hand-off
+    only costs)
     (`benchmarks/kernel_thread_step.py`, docs/benchmarks.md). Kernels run
     on the kernel thread with the calling thread's
     `numba.get_num_threads()`.
