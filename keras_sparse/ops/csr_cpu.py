@@ -287,6 +287,22 @@ if _HAVE_NUMBA:
         vec = ir.VectorType(context.get_data_type(float_type), n)
         return context.get_value_type(types.intp), vec, float_type.bitwidth // 8
 
+    def _operands(context, builder, signature, args, first, second):  # type: ignore[no-untyped-def]
+        # `_vector_of` for argument `first`, and (data, stride) of the 2-D
+        # arguments `first` and `second`.
+        intp, vec, align = _vector_of(context, signature, first)
+        parts = [
+            _array_parts(context, builder, signature.args[at], args[at])
+            for at in (first, second)
+        ]
+        return intp, vec, align, parts[0], parts[1]
+
+    def _multiply_add(builder, a, b, c):  # type: ignore[no-untyped-def]
+        # a * b + c, contractible into one fused multiply-add.
+        return builder.fadd(
+            c, builder.fmul(a, b, flags=("contract",)), flags=("contract",)
+        )
+
     def _vector_at(context, builder, data, stride, row, col, vec):  # type: ignore[no-untyped-def]
         # Pointer to `vec` elements at [row, col] of a C array (data, stride).
         intp = context.get_value_type(types.intp)
@@ -310,14 +326,10 @@ if _HAVE_NUMBA:
         sig = types.void(acc, indices, vk, intp_t, intp_t, src, intp_t, intp_t)
 
         def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-            intp, vec, align = _vector_of(context, signature, 0)
+            intp, vec, align, (acc_data, acc_stride), (src_data, src_stride) = (
+                _operands(context, builder, signature, args, 0, 5)
+            )
             n = vec.count
-            acc_data, acc_stride = _array_parts(
-                context, builder, signature.args[0], args[0]
-            )
-            src_data, src_stride = _array_parts(
-                context, builder, signature.args[5], args[5]
-            )
             k0, k1, s, nbw = args[3], args[4], args[6], args[7]
             chunks = builder.udiv(nbw, ir.Constant(intp, n))
             with cgutils.for_range(builder, builder.sub(k1, k0), intp=intp) as loop:
@@ -331,10 +343,7 @@ if _HAVE_NUMBA:
                     )
                     p = _vector_at(context, builder, acc_data, acc_stride, o, c, vec)
                     a = builder.load(p, align=align)
-                    product = builder.fmul(v, x, flags=("contract",))
-                    builder.store(
-                        builder.fadd(a, product, flags=("contract",)), p, align=align
-                    )
+                    builder.store(_multiply_add(builder, v, x, a), p, align=align)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -352,14 +361,10 @@ if _HAVE_NUMBA:
         sig = types.void(dst, intp_t, src, indices, vk, intp_t, intp_t, intp_t)
 
         def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-            intp, vec, align = _vector_of(context, signature, 0)
+            intp, vec, align, (dst_data, dst_stride), (src_data, src_stride) = (
+                _operands(context, builder, signature, args, 0, 2)
+            )
             n = vec.count
-            dst_data, dst_stride = _array_parts(
-                context, builder, signature.args[0], args[0]
-            )
-            src_data, src_stride = _array_parts(
-                context, builder, signature.args[2], args[2]
-            )
             r, k0, k1, nbw = args[1], args[5], args[6], args[7]
             count = builder.sub(k1, k0)
             zero = ir.Constant(vec, [0.0] * n)
@@ -377,10 +382,7 @@ if _HAVE_NUMBA:
                             ),
                             align=align,
                         )
-                        product = builder.fmul(v, d, flags=("contract",))
-                        total = builder.fadd(
-                            builder.load(sums[g]), product, flags=("contract",)
-                        )
+                        total = _multiply_add(builder, v, d, builder.load(sums[g]))
                         builder.store(total, sums[g])
                 for g in range(width):
                     c = builder.add(c0, ir.Constant(intp, g * n))
@@ -421,14 +423,10 @@ if _HAVE_NUMBA:
         )
 
         def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-            intp, vec, align = _vector_of(context, signature, 2)
+            intp, vec, align, (src_data, src_stride), (rows_data, rows_stride) = (
+                _operands(context, builder, signature, args, 2, 4)
+            )
             n = vec.count
-            src_data, src_stride = _array_parts(
-                context, builder, signature.args[2], args[2]
-            )
-            rows_data, rows_stride = _array_parts(
-                context, builder, signature.args[4], args[4]
-            )
             ind = context.make_array(signature.args[5])(context, builder, args[5])
             out = context.make_array(signature.args[0])(context, builder, args[0])
             s0, s, k0, k1, ahead, nbw = (args[i] for i in (1, 3, 6, 7, 8, 9))
@@ -464,13 +462,8 @@ if _HAVE_NUMBA:
                         _vector_at(context, builder, rows_data, rows_stride, o, c, vec),
                         align=align,
                     )
-                    product = builder.fmul(a, b, flags=("contract",))
-                    builder.store(
-                        builder.fadd(
-                            builder.load(totals[g]), product, flags=("contract",)
-                        ),
-                        totals[g],
-                    )
+                    total = _multiply_add(builder, a, b, builder.load(totals[g]))
+                    builder.store(total, totals[g])
 
                 with cgutils.for_range(builder, quads, intp=intp) as q:
                     c0 = builder.mul(q.index, ir.Constant(intp, 4 * n))
