@@ -262,14 +262,19 @@ if _HAVE_NUMBA:
             and isinstance(indices.dtype, types.Integer)
         )
 
+    def _row_index(context, builder, signature, args, ind_at, k):  # type: ignore[no-untyped-def]
+        # indices[k] (argument `ind_at`) as intp; the plan's indices are never
+        # negative, so int32 ones are zero-extended.
+        intp = context.get_value_type(types.intp)
+        ind = context.make_array(signature.args[ind_at])(context, builder, args[ind_at])
+        o = builder.load(builder.gep(ind.data, [k]))
+        return builder.zext(o, intp) if o.type.width < intp.width else o
+
     def _connection(context, builder, signature, args, k, ind_at, vk_at):  # type: ignore[no-untyped-def]
         # (row of connection k as intp, its value broadcast to a vector).
-        intp = context.get_value_type(types.intp)
-        ind_type, vk_type = signature.args[ind_at], signature.args[vk_at]
-        ind = context.make_array(ind_type)(context, builder, args[ind_at])
+        vk_type = signature.args[vk_at]
         vka = context.make_array(vk_type)(context, builder, args[vk_at])
-        o = builder.load(builder.gep(ind.data, [k]))
-        o = builder.zext(o, intp) if o.type.width < intp.width else o
+        o = _row_index(context, builder, signature, args, ind_at, k)
         v = builder.load(builder.gep(vka.data, [k]))
         n = _SIDE_F64 if vk_type.dtype.bitwidth == 64 else _SIDE_F32
         vec = ir.VectorType(v.type, n)
@@ -427,7 +432,6 @@ if _HAVE_NUMBA:
                 _operands(context, builder, signature, args, 2, 4)
             )
             n = vec.count
-            ind = context.make_array(signature.args[5])(context, builder, args[5])
             out = context.make_array(signature.args[0])(context, builder, args[0])
             s0, s, k0, k1, ahead, nbw = (args[i] for i in (1, 3, 6, 7, 8, 9))
             quads = builder.udiv(nbw, ir.Constant(intp, 4 * n))
@@ -438,8 +442,7 @@ if _HAVE_NUMBA:
             zero = ir.Constant(vec, [0.0] * n)
 
             def row_of(k):  # type: ignore[no-untyped-def]
-                o = builder.load(builder.gep(ind.data, [k]))
-                return builder.zext(o, intp) if o.type.width < intp.width else o
+                return _row_index(context, builder, signature, args, 5, k)
 
             with cgutils.for_range(builder, builder.sub(k1, k0), intp=intp) as loop:
                 k = builder.add(loop.index, k0)
@@ -449,9 +452,8 @@ if _HAVE_NUMBA:
                         context, builder, rows_data, rows_stride, row_of(later)
                     )
                 o = row_of(k)
+                # zeroed here, for every connection
                 totals = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]
-                for g in range(4):
-                    builder.store(zero, totals[g])
 
                 def step(c, g):  # type: ignore[no-untyped-def]
                     a = builder.load(
