@@ -91,7 +91,10 @@ _PREFETCH_VALUES_GRAD = 8
 # `kernel_ab_epyc_zen4_indices.json`, AMD EPYC Zen 4): forward 1.01-1.17x
 # (wide layer 1.16x), input gradient 1.00-1.35x (wide 1.35x). The value
 # gradient gained nothing from it (0.94-1.04x) and keeps its signed index.
-# The plan's indices are never negative.
+# The plan's indices are never negative. Since then the vector loops below
+# do the per-connection work and zero-extend the index (`_row_index`); the
+# unsigned indexing remains in the forward's and input gradient's loops
+# over a block's last samples (fewer than one vector).
 # The per-connection loops over a block's samples are Numba intrinsics that
 # emit explicit vector code (`_scatter_rows`, `_gather_rows`, `_dot_rows`).
 # Side by side with Numba's own loops (`benchmarks/kernel_ab.py`,
