@@ -384,9 +384,9 @@ def kernel_thread_step_section(results):
         "off then on; `speed-up`: median over pairs of off / on; `on faster`: in how",
         "many pairs the kernel thread was faster. What `KERNEL_THREAD` rests on.",
         "",
-        "| backend | cpu | density | off ms (each pair) | on ms (each pair) |"
-        " off / on | on faster |",
-        "|---|---|---|---|---|---|---|",
+        "| backend | cpu | results file | density | off ms (each pair) |"
+        " on ms (each pair) | off / on | on faster |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         r = res["result"]
@@ -394,8 +394,8 @@ def kernel_thread_step_section(results):
             off = " / ".join(f"{t:.2f}" for t in row["off_ms"])
             on = " / ".join(f"{t:.2f}" for t in row["on_ms"])
             lines.append(
-                f"| {res['meta']['backend']} | {res['meta']['cpu']} | {row['density']} |"
-                f" {off} | {on} | {row['speedup']:.2f} |"
+                f"| {res['meta']['backend']} | {res['meta']['cpu']} | `{res['_file']}` |"
+                f" {row['density']} | {off} | {on} | {row['speedup']:.2f} |"
                 f" {row['on_faster_in']} of {len(row['on_ms'])} |"
             )
     return (lines if results else lines[:-2]) + _closing(

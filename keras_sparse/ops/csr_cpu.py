@@ -789,8 +789,9 @@ def set_kernel_thread(on: bool | None) -> None:
     stop spin-waiting. On a 2-core AMD EPYC (Zen 4), in pairs of fresh
     processes, TensorFlow's 9180 -> 230 training step was 1.33x, 1.46x and
     1.23x faster with the kernel thread at 0.1 %, 1 % and 10 % density in
-    one run and 1.16x, 0.95x and 0.93x in the next (a noisy one; 7 of 10
-    pairs faster at 1 % over both), PyTorch's 0.54-0.94x (slower: PyTorch
+    one run, 1.16x, 0.95x and 0.93x in the next (a noisy one) and 1.35x,
+    1.37x and 1.13x in a third, quieter one (faster in 7 of 8 pairs at
+    each density), PyTorch's 0.54-0.94x (slower: PyTorch
     calls the kernels from the thread that runs the step, so the hand-off
     only costs)
     (`benchmarks/kernel_thread_step.py`, docs/benchmarks.md). Kernels run

@@ -186,13 +186,23 @@ class MatmulPlan:
         n_in, n_out = self.shape
         dtype = keras.backend.standardize_dtype(x.dtype)
         acc = "float32" if dtype in ("float16", "bfloat16") else dtype
+
+        def const(value: float, dtype: Any) -> Any:
+            # Made by an op, not converted from a Python number: torch.export
+            # cannot save a converted number (a tensor constant) inside a
+            # cond's branch, where this runs.
+            return ops.zeros((), dtype=dtype) + value
+
         one = ops.ones_like(values)
+        zero_v = const(0, values.dtype)
         # 1: positive weight, 2: negative, 3: zero or NaN; 0: no connection.
         code = ops.where(
-            ops.greater(values, 0),
+            ops.greater(values, zero_v),
             one,
-            ops.where(ops.less(values, 0), one + one, one + one + one),
+            ops.where(ops.less(values, zero_v), one + one, one + one + one),
         )
+        c_none, c_pos, c_neg, c_nan = (const(c, "int8") for c in (0, 1, 2, 3))
+        zero, inf = const(0, acc), const(float("inf"), dtype)
         codes = self.kernel_t(ops.cast(code, "int8"))
         batch = ops.shape(x)[0]
 
@@ -205,10 +215,12 @@ class MatmulPlan:
                 xs,
                 ops.where(ops.isnan(xs), ops.zeros_like(xs), ops.sign(xs)),
             )
-            x_pos = ops.cast(ops.equal(xs, float("inf")), acc)
-            x_neg = ops.cast(ops.equal(xs, float("-inf")), acc)
+            x_pos = ops.cast(ops.equal(xs, inf), acc)
+            x_neg = ops.cast(ops.equal(xs, -inf), acc)
             x_nan = ops.cast(ops.isnan(xs), acc)
-            k_pos, k_neg, k_nan = (ops.cast(ops.equal(cs, c), acc) for c in (1, 2, 3))
+            k_pos, k_neg, k_nan = (
+                ops.cast(ops.equal(cs, c), acc) for c in (c_pos, c_neg, c_nan)
+            )
 
             def count(a: Any, k: Any) -> Any:
                 return backend.matmul(a, k, transpose_b=True)
@@ -219,7 +231,7 @@ class MatmulPlan:
                 positive + count(x_pos, k_pos) + count(x_neg, k_neg),
                 negative + count(x_pos, k_neg) + count(x_neg, k_pos),
                 nan
-                + count(x_nan, ops.cast(ops.not_equal(cs, 0), acc))
+                + count(x_nan, ops.cast(ops.not_equal(cs, c_none), acc))
                 + count(x_pos + x_neg, k_nan),
             )
 
@@ -240,15 +252,15 @@ class MatmulPlan:
             sums = chunk(steps * width, tail, sums)
         finite, positive, negative, nan = sums
         nan = ops.logical_or(
-            ops.greater(nan, 0),
-            ops.logical_and(ops.greater(positive, 0), ops.greater(negative, 0)),
+            ops.greater(nan, zero),
+            ops.logical_and(ops.greater(positive, zero), ops.greater(negative, zero)),
         )
         # Added, not substituted: a finite input times an infinite weight in
         # `finite` meets the counted infinities as IEEE sums have them.
         infinite = ops.where(
-            ops.greater(positive, 0),
+            ops.greater(positive, zero),
             zeros + float("inf"),
-            ops.where(ops.greater(negative, 0), zeros - float("inf"), zeros),
+            ops.where(ops.greater(negative, zero), zeros - float("inf"), zeros),
         )
         guarded = ops.cast(
             finite + ops.where(nan, zeros + float("nan"), infinite), dtype

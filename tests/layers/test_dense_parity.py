@@ -502,6 +502,87 @@ def test_exported_models_serve_in_a_fresh_process(tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=impl)
 
 
+_LOAD_TORCH = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import torch
+    import keras_sparse  # registers the keras_sparse:: operators a program may call
+    for path in sys.argv[1:]:
+        x = np.load(f"{path}.x.npy")
+        program = torch.export.load(path)
+        np.save(f"{path}.out.npy", program.module()(torch.from_numpy(x)).numpy())
+    """
+)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch.export is PyTorch's")
+def test_torch_exported_programs_serve_in_a_fresh_process(tmp_path):
+    """`torch.export` of `SparseDense` on every implementation (with a NaN
+    input, so the `"dense"` kernel's guarded branch runs) and of a
+    `SparseConv2D` with permuted groups, with a dynamic batch axis; each
+    program is saved, and one fresh process (`import keras_sparse`, no model
+    code) loads and runs it on a larger batch."""
+    import torch
+
+    from keras_sparse import Connectivity
+    from keras_sparse.connectivity import block_diagonal_connectivity
+    from keras_sparse.layers import SparseConv2D
+
+    conn = random_connectivity(30, 5, density=0.3, seed=11)
+    x = np.random.default_rng(11).standard_normal((4, 30)).astype("float32")
+    x[1, 3] = np.nan
+    permuted = Connectivity.from_dense(
+        block_diagonal_connectivity(6, 16, groups=2).to_dense()[[3, 0, 4, 1, 5, 2]][
+            :, np.random.default_rng(0).permutation(16)
+        ]
+    )
+    image = np.random.default_rng(12).standard_normal((2, 9, 9, 6)).astype("float32")
+    cases = {
+        impl: (
+            [keras.Input((30,)), SparseDense(5, conn, implementation=impl)],
+            x,
+        )
+        for impl in ["sparse", "dense"] + (["csr"] if backend.csr_available() else [])
+    }
+    cases["conv_grouped"] = (
+        [
+            keras.Input((9, 9, 6)),
+            SparseConv2D(16, 3, permuted, implementation="grouped", padding="same"),
+        ],
+        image,
+    )
+    paths, wants = [], []
+    for name, (layers, inputs) in cases.items():
+        model = keras.Sequential(layers)
+        if name == "conv_grouped":
+            assert model.layers[0]._plan.input_permutation is not None
+        wants.append(to_numpy(model(inputs)))
+        # Exported on 2 samples, with a dynamic batch axis; served on more.
+        batch = torch.export.Dim("batch")
+        program = torch.export.export(
+            model, (torch.from_numpy(inputs[:2]),), dynamic_shapes=(({0: batch},),)
+        )
+        paths.append(str(tmp_path / f"{name}.pt2"))
+        torch.export.save(program, paths[-1])
+        np.save(f"{paths[-1]}.x.npy", inputs)
+    # The NaN reaches only the outputs input 3 is connected to.
+    assert np.isnan(wants[0][1]).any() and np.isfinite(wants[0][1]).any()
+    script = tmp_path / "load.py"
+    script.write_text(_LOAD_TORCH)
+    done = subprocess.run(
+        [sys.executable, str(script), *paths],
+        env=dict(os.environ, KERAS_BACKEND="torch"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name, path, want in zip(cases, paths, wants, strict=True):
+        got = np.load(f"{path}.out.npy")
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
 # ---------------------------------------------------------------- JAX trace
 @pytest.mark.skipif(BACKEND != "jax", reason="the XLA FFI kernels are JAX's")
 def test_first_layer_built_inside_a_trace_keeps_the_ffi_kernels():

@@ -506,3 +506,9 @@ def value_and_grad(fn: Any, args: list[Any]) -> tuple[tuple[Any, Any], list[Any]
         lambda a: a.detach() if isinstance(a, torch.Tensor) else a, aux
     )
     return (value.detach(), aux), list(grads)
+
+
+# Registered on import: `import keras_sparse` is then all a process needs to
+# load a `torch.export` program that calls the operators (`torch.export.load`
+# fails on an unregistered custom operator).
+_ops()
