@@ -84,6 +84,8 @@ def dense_section(results):
                 f"{'' if r.get('peak_mb') is None else round(r['peak_mb'])} |"
             )
         lines.append("")
+        if meta.get("remark"):
+            lines += [f"Note: {meta['remark']}", ""]
     return lines
 
 
