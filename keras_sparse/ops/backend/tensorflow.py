@@ -41,11 +41,13 @@ from keras_sparse.ops.backend.portable import (  # noqa: F401 (the seam)
 
 GROUPED_CONV_MODE = "split"
 AUTO_SPARSE_MAX_DENSITY = 0.01
-# `csr` up to 10 %: with the register-transpose kernels the 9180 -> 230
-# training step (batch 256) was 1.07-1.19x faster than masked dense at 10 %
-# and 0.6-0.7x at 20 %, where `dense` was as fast or faster
-# (docs/benchmarks.md).
-AUTO_CSR_MAX_DENSITY = 0.1
+# `csr` up to 20 %: the 9180 -> 230 training step on a 2-core AMD EPYC (Zen
+# 4), csr / dense vs masked dense at 20 %: 1.35x / 1.00x (batch 2048), 1.12x /
+# 0.97x (256), 1.10x / 1.00x (32) in `run_all.sh`'s tables, and 17.8 / 25.2 /
+# 17.6 ms (csr / dense / masked) in a rerun; at 30 % 21.4 / 20.5 / 19.6 ms
+# (dense as fast), at 50 % csr 0.57-0.63x (docs/benchmarks.md). It was 10 %
+# while the kernels were slower (0.6-0.7x at 20 %).
+AUTO_CSR_MAX_DENSITY = 0.2
 COND_ALLOCATES_BOTH_BRANCHES = False  # only the branch taken runs
 DENSIFY_INDEX_DTYPE = "int32"
 # TensorFlow calls the kernels from several executor threads: launch them
