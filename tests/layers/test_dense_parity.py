@@ -452,6 +452,24 @@ def test_scipy_sparse_through_fit_and_sparse_keras_input():
 
 
 # ------------------------------------------------------------------- export
+def _serve_in_fresh_process(script, code, args, env, expected):
+    """Runs `code` (saved as `script`) with `args` in a fresh interpreter;
+    it writes `<path>.out.npy` for each exported model `path`. `expected`
+    maps a case name to `(path, the model's own output)`."""
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name, (path, want) in expected.items():
+        got = np.load(f"{path}.out.npy")
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
 _SERVE = textwrap.dedent(
     """
     import sys
@@ -486,20 +504,13 @@ def test_exported_models_serve_in_a_fresh_process(tmp_path):
         paths.append(str(tmp_path / impl))
         model.export(paths[-1], verbose=False)
     np.save(tmp_path / "x.npy", x)
-    script = tmp_path / "serve.py"
-    script.write_text(_SERVE)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "x.npy"), *paths],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    _serve_in_fresh_process(
+        tmp_path / "serve.py",
+        _SERVE,
+        [str(tmp_path / "x.npy"), *paths],
+        dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        dict(zip(impls, zip(paths, wants, strict=True), strict=True)),
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    for impl, path, want in zip(impls, paths, wants, strict=True):
-        got = np.load(f"{path}.out.npy")
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=impl)
 
 
 _LOAD_TORCH = textwrap.dedent(
@@ -568,19 +579,13 @@ def test_torch_exported_programs_serve_in_a_fresh_process(tmp_path):
         np.save(f"{paths[-1]}.x.npy", inputs)
     # The NaN reaches only the outputs input 3 is connected to.
     assert np.isnan(wants[0][1]).any() and np.isfinite(wants[0][1]).any()
-    script = tmp_path / "load.py"
-    script.write_text(_LOAD_TORCH)
-    done = subprocess.run(
-        [sys.executable, str(script), *paths],
-        env=dict(os.environ, KERAS_BACKEND="torch"),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    _serve_in_fresh_process(
+        tmp_path / "load.py",
+        _LOAD_TORCH,
+        paths,
+        dict(os.environ, KERAS_BACKEND="torch"),
+        dict(zip(cases, zip(paths, wants, strict=True), strict=True)),
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    for name, path, want in zip(cases, paths, wants, strict=True):
-        got = np.load(f"{path}.out.npy")
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
 # ---------------------------------------------------------------- JAX trace
