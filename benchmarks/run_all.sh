@@ -18,10 +18,10 @@ declare -A WIDE=(
 for backend in tensorflow jax torch; do
   export KERAS_BACKEND=$backend
   $PY benchmarks/sparse_dense_step.py --batch 256 --steps 100 --rounds 5 \
-    --densities 0.001 0.005 0.01 0.02 0.05 0.1 0.2 0.5 1.0 --memory-densities 0.01 1.0 \
+    --densities 0.001 0.005 0.01 0.02 0.05 0.1 0.2 0.3 0.5 1.0 --memory-densities 0.01 1.0 \
     --out "$R/sparse_dense_step_${backend}_b256.json"
   for batch in 32 2048; do
-    $PY benchmarks/sparse_dense_step.py --batch $batch --densities 0.001 0.01 0.2 \
+    $PY benchmarks/sparse_dense_step.py --batch $batch --densities 0.001 0.01 0.2 0.3 0.5 \
       --out "$R/sparse_dense_step_${backend}_b${batch}.json"
   done
   for impl in ${WIDE[$backend]}; do

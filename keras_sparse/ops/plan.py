@@ -45,8 +45,8 @@ def choose_implementation(
     The rule comes from `benchmarks/` (training step on 2 CPU cores, see
     `docs/benchmarks.md`); nothing is timed at run time. With the compiled
     CPU kernels available (Numba, CPU placement): `"csr"` up to
-    `AUTO_CSR_MAX_DENSITY` of the backend's binding (20 % on TensorFlow,
-    JAX and PyTorch), `"dense"` above. Without them (GPU, or no Numba):
+    `AUTO_CSR_MAX_DENSITY` of the backend's binding (20 % on TensorFlow
+    and JAX, 30 % on PyTorch), `"dense"` above. Without them (GPU, or no Numba):
     `"sparse"` up to `AUTO_SPARSE_MAX_DENSITY` (TensorFlow 1 %, JAX 0.5 %,
     PyTorch 0.2 %), `"dense"` above. A layer whose dense kernel would
     exceed 2**24 entries (64 MiB in float32) never uses `"dense"`.

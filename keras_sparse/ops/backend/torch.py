@@ -37,13 +37,14 @@ from keras_sparse.ops.backend.portable import conv  # noqa: F401 (the seam)
 
 GROUPED_CONV_MODE = "native"
 AUTO_SPARSE_MAX_DENSITY = 0.002
-# `csr` up to 20 %: the 9180 -> 230 training step on a 2-core AMD EPYC (Zen
+# `csr` up to 30 %: the 9180 -> 230 training step on a 2-core AMD EPYC (Zen
 # 4), csr / dense vs masked dense at 20 %: 2.11x / 1.19x (batch 2048), 1.88x /
-# 1.10x (256), 1.75x / 1.24x (32) in `run_all.sh`'s tables, and 15.3 / 26.7 /
-# 28.2 ms (csr / dense / masked) in a rerun; at 30 % still 18.5 / 26.7 /
-# 27.3 ms (batch 256 only, so not taken), at 50 % csr 1.01x against dense
-# 1.10x (docs/benchmarks.md). It was 10 % while the kernels were slower.
-AUTO_CSR_MAX_DENSITY = 0.2
+# 1.10x (256), 1.75x / 1.24x (32) in `run_all.sh`'s tables; at 30 % the csr
+# step was 1.42x / 1.35x / 1.16x faster than dense's (batch 2048 / 256 / 32),
+# at 40 % 1.16x / 1.07x / 1.12x, at 50 % about equal (csr 0.97x, dense 1.00x
+# of masked at batch 256; docs/benchmarks.md). It was 10 % while the kernels
+# were slower.
+AUTO_CSR_MAX_DENSITY = 0.3
 COND_ALLOCATES_BOTH_BRANCHES = False  # only the branch taken runs
 # `index_copy_` takes int64 indices: casting int32 positions in every call
 # cost 0.65 ms of densify + gradient at 50 % of 9180 x 230 (4.85 vs 4.21 ms,
