@@ -94,7 +94,10 @@ def matmul(a: Any, b: Any, transpose_b: bool = False) -> Any:
     kernel. On a 2-core AMD EPYC (Zen 4) `x @ K.T` (x 256 x 9180, K 230 x
     9180, float32) took 7.0-7.1 ms that way, 8.4-8.6 ms as
     `tf.matmul(..., transpose_b=True)` and 8.4-8.6 ms after a transpose op
-    (6.5 ms for an untransposed `(9180, 230)` kernel); a transpose op had
+    (6.5 ms for an untransposed `(9180, 230)` kernel; scratch A/Bs in one
+    process, two runs). In the 9180 -> 230 step it was faster in 4 of 6
+    side-by-side cases (20, 50, 100 % density, two runs), and the step
+    tables in docs/benchmarks.md were re-run with it. A transpose op had
     also cost 3 ms of a step against `transpose_b` (24.8 vs 21.2 ms at
     20 % density)."""
     import tensorflow as tf
