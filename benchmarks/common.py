@@ -116,23 +116,34 @@ def environment() -> dict[str, Any]:
         import jax as framework
     else:
         import torch as framework
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     return {
         "backend": backend,
         "framework": f"{framework.__name__} {framework.__version__}",
         "keras": keras.__version__,
         "python": sys.version.split()[0],
-        "cpu": cpu,
-        "cores": os.cpu_count(),
+        **machine(),
     }
+
+
+def machine() -> dict[str, Any]:
+    """The CPU's model name, its widest vector extension (`AVX-512`, `AVX2`
+    or none: two machines of one model name can differ, as the AMD EPYC
+    Zen 3 and Zen 4 hosts of docs/benchmarks.md do) and the cores."""
+    cpu = platform.processor() or platform.machine()
+    flags: list[str] = []
+    try:
+        with open("/proc/cpuinfo") as fh:
+            info = [line.split(":", 1) for line in fh if ":" in line]
+        names = [v.strip() for k, v in info if k.strip() == "model name"]
+        cpu = names[0] if names else cpu
+        flags = next((v.split() for k, v in info if k.strip() == "flags"), [])
+    except OSError:
+        pass
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    out: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count()}
+    if vector:
+        out["vector"] = vector
+    return out
 
 
 def write_result(out: str | None, result: dict) -> None:

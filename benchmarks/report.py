@@ -23,10 +23,16 @@ def _load(pattern):
     return out
 
 
+def _cpu(meta):
+    """The CPU's name, with its vector extension where the run recorded it
+    (two AMD EPYC hosts, Zen 3 and Zen 4, share one name)."""
+    return f"{meta['cpu']} ({meta['vector']})" if meta.get("vector") else meta["cpu"]
+
+
 def _env_line(meta):
     return (
         f"{meta['backend']}: {meta['framework']}, keras {meta['keras']}, Python "
-        f"{meta['python']}, {meta['cpu']} ({meta['cores']} cores)"
+        f"{meta['python']}, {_cpu(meta)}, {meta['cores']} cores"
     )
 
 
@@ -125,7 +131,7 @@ def targets_section(results):
         )
         low = "-" if lowest is None else f"x{lowest[0]:.2f} (at {lowest[1]:g})"
         lines.append(
-            f"| {meta['backend']} | {meta['cpu']} | `{res['_file']}` |"
+            f"| {meta['backend']} | {_cpu(meta)} | `{res['_file']}` |"
             f" {ratio(0.001, 'step_ms')} | "
             f"{ratio(0.001, 'step_ms', floor)} | {ratio(0.01, 'step_ms')} | "
             f"{ratio(0.01, 'forward_ms')} | {low} |"
@@ -196,6 +202,42 @@ def wide_section(results):
             f"batch {r['batch']} | {r['implementation']} | {step} | {r['peak_rss_mb']:,} | {speedup} |"
         )
     return lines + _env_footer(results)
+
+
+def wide_ab_section(results):
+    if not results:
+        return []
+    lines = [
+        "## The wide layer with earlier code, on this machine (`benchmarks/wide_layer_ab.py`)",
+        "",
+        "The issue's wide-layer target (a step at least 1.5x faster than the",
+        "figures of the time) was set against a run of older code on another",
+        "machine. Here that code runs on the same machine as the working tree:",
+        "each earlier revision's `keras_sparse` (extracted with `git archive`)",
+        "and the working tree's train 200,000 -> 20,000 (2 M connections, batch",
+        "64, Adam, `auto`) through the same `wide_layer.py`, in fresh processes",
+        "whose order is shuffled in every pair. `x`: the earlier median step /",
+        "the working tree's; `faster in`: pairs where the working tree was",
+        "faster.",
+        "",
+        "| backend | code | commit | implementation | step ms (median) | each run | x | faster in | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        r = res["result"]
+        for c in r["cases"]:
+            each = " / ".join(f"{v:.1f}" for v in c["step_ms"])
+            speed = f"x{c['speedup']:.2f}" if "speedup" in c else ""
+            faster = f"{c['head_faster_in']} of {len(c['step_ms'])}" if "speedup" in c else ""
+            rss = f"{min(c['peak_rss_mb']):,}-{max(c['peak_rss_mb']):,}"
+            lines.append(
+                f"| {c['backend']} | {c['version']} | `{c['commit'][:10]}` | {c['implementation']}"
+                f" | {c['median_step_ms']:.1f} | {each} | {speed} | {faster} | {rss} |"
+            )
+    loads = ", ".join(
+        f"{res['meta']['backend']} {res['result']['load_average_start']}" for res in results
+    )
+    return lines + _env_footer(results) + [f"Load average at the start: {loads}.", ""]
 
 
 def densenet_section(results):
@@ -311,7 +353,7 @@ def threads_section(results):
                 ins = case["in_step_ms"][op]
                 ratio = case["in_step_over_fresh"][op]
                 lines.append(
-                    f"| {res['meta']['backend']} | {res['meta']['cpu']} | {case['case']} |"
+                    f"| {res['meta']['backend']} | {_cpu(res['meta'])} | {case['case']} |"
                     f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
                     f" {op} | {case['fresh_ms'][op]:.3f} | {_ms(ins, 'not in step')} |"
                     f" {case['after_steps_ms'][op]:.3f} | {case['floor_ms'][op]:.3f} |"
@@ -339,7 +381,7 @@ def threads_section(results):
         for res, case in probed:
             r, reg = res["result"], case["region_us"]
             lines.append(
-                f"| {res['meta']['backend']} | {res['meta']['cpu']} | {case['case']} |"
+                f"| {res['meta']['backend']} | {_cpu(res['meta'])} | {case['case']} |"
                 f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
                 f" {reg['fresh']:.1f} | {reg['in_step']:.1f} | {reg['after_steps']:.1f} |"
                 f" {case['launching_threads_in_step']} |"
@@ -366,7 +408,7 @@ def kernel_ab_section(results):
         for case in r["cases"]:
             for k in ("forward", "input_grad", "values_grad"):
                 lines.append(
-                    f"| {res['meta']['cpu']} | {r['base']} | {case['case']} |"
+                    f"| {_cpu(res['meta'])} | {r['base']} | {case['case']} |"
                     f" {case['batch']} | {case['dtype']} | {k} | {case['base_ms'][k]:.3f} |"
                     f" {case['tree_ms'][k]:.3f} | x{case['speedup'][k]:.2f} |"
                     f" {case['max_abs_diff'][k]:.3g} |"
@@ -396,7 +438,7 @@ def kernel_thread_step_section(results):
             off = " / ".join(f"{t:.2f}" for t in row["off_ms"])
             on = " / ".join(f"{t:.2f}" for t in row["on_ms"])
             lines.append(
-                f"| {res['meta']['backend']} | {res['meta']['cpu']} | `{res['_file']}` |"
+                f"| {res['meta']['backend']} | {_cpu(res['meta'])} | `{res['_file']}` |"
                 f" {row['density']} | {off} | {on} | {row['speedup']:.2f} |"
                 f" {row['on_faster_in']} of {len(row['on_ms'])} |"
             )
@@ -434,7 +476,7 @@ def auto_rule_section(results):
                 for k in ("csr", "dense", "auto")
             }
             lines.append(
-                f"| {meta['backend']} | {meta['cpu']} | {density:g} | x{x['csr']:.2f} |"
+                f"| {meta['backend']} | {_cpu(meta)} | {density:g} | x{x['csr']:.2f} |"
                 f" x{x['dense']:.2f} | x{x['auto']:.2f} |"
                 f" {'csr' if density <= limit else 'dense'} |"
                 f" {'csr' if x['csr'] >= x['dense'] else 'dense'} |"
@@ -510,7 +552,10 @@ def main():
         + kernel_ab_section(_load("kernel_ab_*.json"))
         + auto_rule_section(_load("auto_rule_*.json"))
         + dense_section(_load("sparse_dense_step_*.json"))
-        + wide_section(_load("wide_layer_*.json"))
+        + wide_section(
+            [r for r in _load("wide_layer_*.json") if not r["_file"].startswith("wide_layer_ab_")]
+        )
+        + wide_ab_section(_load("wide_layer_ab_*.json"))
         + conv_section(_load("sparse_conv_step_*.json"))
         + densenet_section(_load("densenet_*.json"))
         + roundtrip_section(_load("big_roundtrip_*.json"))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark on every backend (one process each) and writes
-# docs/benchmarks.md. About 35-50 minutes on 2 cores. Not part of the tests.
+# docs/benchmarks.md. About 60-70 minutes on 2 cores. Not part of the tests.
 # The PyPI `sparselinear` peer runs only where it is importable (see
 # benchmarks/README.md: it needs torch-scatter/torch-sparse built from source).
 set -euo pipefail
@@ -9,7 +9,7 @@ bash scripts/setup.sh
 PY=.venv/bin/python
 R=benchmarks/results
 mkdir -p "$R"
-rm -f "$R"/wide_layer_*.json
+rm -f "$R"/wide_layer_{tensorflow,jax,torch}_*.json
 declare -A WIDE=(
   [tensorflow]="sparse tf_sparse auto"
   [jax]="sparse jax_bcoo jax_bcsr auto"
@@ -50,4 +50,8 @@ for backend in tensorflow jax torch; do
   done
 done
 KERAS_BACKEND=jax $PY benchmarks/big_roundtrip.py --out "$R/big_roundtrip_jax.json"
+# The wide layer with the code of the time the speed issue was filed
+# (e79ce77) and with the code whose run gave its figures (abb2905), on this
+# machine, in alternating processes (about 1.5 minutes a pair).
+$PY benchmarks/wide_layer_ab.py --base abb2905 e79ce77 --pairs 5 --out-dir "$R"
 $PY benchmarks/report.py

@@ -33,7 +33,11 @@ from peers import PEERS, make_peer  # noqa: E402
 from keras_sparse import SparseDense  # noqa: E402
 from keras_sparse.connectivity import random_connectivity  # noqa: E402
 
-CASES = {"2M": (200_000, 20_000, 2_000_000, 64), "10M": (1_000_000, 50_000, 10_000_000, 32)}
+CASES = {
+    "2M": (200_000, 20_000, 2_000_000, 64),
+    "10M": (1_000_000, 50_000, 10_000_000, 32),
+    "quick": (3_000, 200, 6_000, 8),  # tests of the harness, not a benchmark
+}
 
 
 def make_layer(impl, conn):

@@ -190,3 +190,34 @@ def test_kernel_thread_step_pairs_processes_off_and_on(tmp_path):
     assert row["off_ms"][0] > 0 and row["on_ms"][0] > 0
     assert abs(row["speedup"] - row["off_ms"][0] / row["on_ms"][0]) <= 0.011
     assert row["on_faster_in"] in (0, 1)
+
+
+@pytest.mark.skipif(
+    BACKEND != "torch",
+    reason="Backend-independent harness (each child process picks its backend): checked "
+    "once, in the torch run (the extracted revision compiles every kernel, about 40 s)",
+)
+def test_wide_layer_ab_runs_a_revision_beside_the_working_tree(tmp_path):
+    import subprocess
+
+    import wide_layer_ab
+
+    wide_layer_ab.main(
+        ["--base", "HEAD", "--backends", BACKEND, "--case", "quick", "--pairs", "1",
+         "--steps", "2", "--out-dir", str(tmp_path)]
+    )  # fmt: skip
+    written = json.loads((tmp_path / f"wide_layer_ab_{BACKEND}.json").read_text())
+    assert written["meta"]["backend"] == BACKEND
+    tree, base = written["result"]["cases"]
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+        cwd=os.path.dirname(HERE),
+    ).stdout.strip()  # fmt: skip
+    assert tree["version"] == "working tree" and tree["commit"].startswith(head)
+    assert base["version"] == "HEAD" and base["commit"] == head
+    for case in (tree, base):
+        assert case["implementation"] == "auto (csr)"
+        assert len(case["step_ms"]) == 1 and case["step_ms"][0] > 0
+        assert case["peak_rss_mb"][0] > 0
+    assert base["speedup"] == round(base["step_ms"][0] / tree["step_ms"][0], 2)
+    assert base["head_faster_in"] == int(tree["step_ms"][0] < base["step_ms"][0])
