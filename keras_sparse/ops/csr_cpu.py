@@ -791,7 +791,8 @@ def set_kernel_thread(on: bool | None) -> None:
     1.23x faster with the kernel thread at 0.1 %, 1 % and 10 % density in
     one run, 1.16x, 0.95x and 0.93x in the next (a noisy one) and 1.35x,
     1.37x and 1.13x in a third, quieter one (faster in 7 of 8 pairs at
-    each density), PyTorch's 0.54-0.94x (slower: PyTorch
+    each density) and 1.07x, 1.16x and 1.09x in a fourth (faster in 4, 5
+    and 3 of 5 pairs), PyTorch's 0.54-0.94x (slower: PyTorch
     calls the kernels from the thread that runs the step, so the hand-off
     only costs)
     (`benchmarks/kernel_thread_step.py`, docs/benchmarks.md). Kernels run

@@ -48,8 +48,10 @@ AUTO_SPARSE_MAX_DENSITY = 0.005
 # 4), csr / dense vs masked dense at 20 %: 1.42x / 0.97x (batch 2048), 1.40x /
 # 1.04x (256), 1.32x / 1.12x (32) in `run_all.sh`'s tables, and 13.4 / 18.3 /
 # 19.1 ms (csr / dense / masked) in a rerun; at 30 % 18.3 / 16.9 / 17.5 ms
-# (dense faster), at 50 % csr 0.63x (docs/benchmarks.md). It was 10 % while
-# the kernels were slower (30 / 22 / 18 ms at 20 %).
+# (dense faster), at 50 % csr 0.63x (docs/benchmarks.md). The next full
+# `run_all.sh` run, at 20 %: 1.40x / 0.96x, 1.38x / 1.10x, 1.19x / 1.18x; at
+# 30 % 1.02x / 1.02x, 1.11x / 1.11x, 0.93x / 1.35x (batch 2048 / 256 / 32).
+# It was 10 % while the kernels were slower (30 / 22 / 18 ms at 20 %).
 AUTO_CSR_MAX_DENSITY = 0.2
 # XLA assigns buffers to every branch of a conditional in every execution
 # (the non-finite branch of "dense" once took 1.1 GB of each step).

@@ -45,8 +45,10 @@ AUTO_SPARSE_MAX_DENSITY = 0.01
 # 4), csr / dense vs masked dense at 20 %: 1.35x / 1.00x (batch 2048), 1.12x /
 # 0.97x (256), 1.10x / 1.00x (32) in `run_all.sh`'s tables, and 17.8 / 25.2 /
 # 17.6 ms (csr / dense / masked) in a rerun; at 30 % 21.4 / 20.5 / 19.6 ms
-# (dense as fast), at 50 % csr 0.57-0.63x (docs/benchmarks.md). It was 10 %
-# while the kernels were slower (0.6-0.7x at 20 %).
+# (dense as fast), at 50 % csr 0.57-0.63x (docs/benchmarks.md). The next
+# full `run_all.sh` run, at 20 %: 1.24x / 0.98x, 1.11x / 0.95x, 0.87x / 0.85x;
+# at 30 % 0.88x / 0.94x, 0.85x / 0.92x, 0.86x / 0.87x (batch 2048 / 256 / 32).
+# It was 10 % while the kernels were slower (0.6-0.7x at 20 %).
 AUTO_CSR_MAX_DENSITY = 0.2
 COND_ALLOCATES_BOTH_BRANCHES = False  # only the branch taken runs
 DENSIFY_INDEX_DTYPE = "int32"

@@ -42,8 +42,10 @@ AUTO_SPARSE_MAX_DENSITY = 0.002
 # 1.10x (256), 1.75x / 1.24x (32) in `run_all.sh`'s tables; at 30 % the csr
 # step was 1.42x / 1.35x / 1.16x faster than dense's (batch 2048 / 256 / 32),
 # at 40 % 1.16x / 1.07x / 1.12x, at 50 % about equal (csr 0.97x, dense 1.00x
-# of masked at batch 256; docs/benchmarks.md). It was 10 % while the kernels
-# were slower.
+# of masked at batch 256; docs/benchmarks.md). The next full `run_all.sh`
+# run, csr / dense at 30 %: 1.37x / 1.01x, 1.39x / 1.02x, 1.55x / 1.27x
+# (batch 2048 / 256 / 32); at 50 % 0.90x / 0.98x, 1.00x / 1.04x, 1.02x /
+# 1.06x. It was 10 % while the kernels were slower.
 AUTO_CSR_MAX_DENSITY = 0.3
 COND_ALLOCATES_BOTH_BRANCHES = False  # only the branch taken runs
 # `index_copy_` takes int64 indices: casting int32 positions in every call
