@@ -29,6 +29,13 @@ def _cpu(meta):
     return f"{meta['cpu']} ({meta['vector']})" if meta.get("vector") else meta["cpu"]
 
 
+def _cases(results):
+    """`(results file, its result, case)` for every case of every file."""
+    for res in results:
+        for case in res["result"]["cases"]:
+            yield res, res["result"], case
+
+
 def _env_line(meta):
     return (
         f"{meta['backend']}: {meta['framework']}, keras {meta['keras']}, Python "
@@ -223,17 +230,15 @@ def wide_ab_section(results):
         "| backend | code | commit | implementation | step ms (median) | each run | x | faster in | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for res in results:
-        r = res["result"]
-        for c in r["cases"]:
-            each = " / ".join(f"{v:.1f}" for v in c["step_ms"])
-            speed = f"x{c['speedup']:.2f}" if "speedup" in c else ""
-            faster = f"{c['head_faster_in']} of {len(c['step_ms'])}" if "speedup" in c else ""
-            rss = f"{min(c['peak_rss_mb']):,}-{max(c['peak_rss_mb']):,}"
-            lines.append(
-                f"| {c['backend']} | {c['version']} | `{c['commit'][:10]}` | {c['implementation']}"
-                f" | {c['median_step_ms']:.1f} | {each} | {speed} | {faster} | {rss} |"
-            )
+    for _, _, c in _cases(results):
+        each = " / ".join(f"{v:.1f}" for v in c["step_ms"])
+        speed = f"x{c['speedup']:.2f}" if "speedup" in c else ""
+        faster = f"{c['head_faster_in']} of {len(c['step_ms'])}" if "speedup" in c else ""
+        rss = f"{min(c['peak_rss_mb']):,}-{max(c['peak_rss_mb']):,}"
+        lines.append(
+            f"| {c['backend']} | {c['version']} | `{c['commit'][:10]}` | {c['implementation']}"
+            f" | {c['median_step_ms']:.1f} | {each} | {speed} | {faster} | {rss} |"
+        )
     loads = ", ".join(
         f"{res['meta']['backend']} {res['result']['load_average_start']}" for res in results
     )
@@ -403,16 +408,14 @@ def kernel_ab_section(results):
         "| cpu | base | case | batch | dtype | kernel | base ms | new ms | speed-up | max diff |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for res in results:
-        r = res["result"]
-        for case in r["cases"]:
-            for k in ("forward", "input_grad", "values_grad"):
-                lines.append(
-                    f"| {_cpu(res['meta'])} | {r['base']} | {case['case']} |"
-                    f" {case['batch']} | {case['dtype']} | {k} | {case['base_ms'][k]:.3f} |"
-                    f" {case['tree_ms'][k]:.3f} | x{case['speedup'][k]:.2f} |"
-                    f" {case['max_abs_diff'][k]:.3g} |"
-                )
+    for res, r, case in _cases(results):
+        for k in ("forward", "input_grad", "values_grad"):
+            lines.append(
+                f"| {_cpu(res['meta'])} | {r['base']} | {case['case']} |"
+                f" {case['batch']} | {case['dtype']} | {k} | {case['base_ms'][k]:.3f} |"
+                f" {case['tree_ms'][k]:.3f} | x{case['speedup'][k]:.2f} |"
+                f" {case['max_abs_diff'][k]:.3g} |"
+            )
     return (lines if results else lines[:-2]) + _closing(
         results, "load_average_at_start", "at the start of each run"
     )
