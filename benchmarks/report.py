@@ -334,6 +334,33 @@ def _closing(results, load_key, when):
     )
 
 
+def fit_instances_section(results):
+    if not results:
+        return []
+    lines = [
+        "### The same models built twice (`benchmarks/fit_instances.py`)",
+        "",
+        "A check of the method above (not in `run_all.sh`): every kind of model",
+        "built twice alike, all taking turns of one `fit` epoch in one process;",
+        "median epoch of each copy, and the slower copy's over the faster's.",
+        "",
+        "| backend | density | model | median epoch s, each copy | spread | epochs s, each copy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        r = res["result"]
+        for row in r["rows"]:
+            medians = " / ".join(f"{v:.3f}" for v in row["median_epoch_s_per_copy"])
+            each = "; ".join(
+                " ".join(f"{v:.2f}" for v in copy) for copy in row["epoch_s_per_copy"]
+            )
+            lines.append(
+                f"| {res['meta']['backend']} | {r['density']:g} | {row['case']} | {medians} |"
+                f" x{row['spread']:.2f} | {each} |"
+            )
+    return lines + _env_footer(results)
+
+
 def threads_section(results):
     lines = [
         "## Kernels inside a step vs a fresh process, and the memory floor"
@@ -550,6 +577,7 @@ def main():
         header
         + targets_section(_load("sparse_dense_step_*.json") + _load("auto_rule_*.json"))
         + fit_section(_load("sparse_dense_fit_*.json"))
+        + fit_instances_section(_load("fit_instances_*.json"))
         + threads_section(_load("kernel_threads_*.json"))
         + kernel_thread_step_section(_load("kernel_thread_step_*.json"))
         + kernel_ab_section(_load("kernel_ab_*.json"))

@@ -157,6 +157,23 @@ def test_sparse_dense_fit_times_every_model(tmp_path):
     assert all(r["epoch_s"] > 0 for r in rows)
 
 
+def test_fit_instances_times_every_copy(tmp_path):
+    import fit_instances
+
+    out = tmp_path / "i.json"
+    fit_instances.main(
+        ["--n-in", "40", "--units", "5", "--batch", "8", "--batches", "2",
+         "--density", "0.2", "--copies", "2", "--rounds", "2", "--out", str(out)]
+    )  # fmt: skip
+    rows = json.loads(out.read_text())["result"]["rows"]
+    assert [r["case"] for r in rows] == ["sparse_dense[auto]", "masked_dense", "fit_floor"]
+    for r in rows:
+        copies = r["epoch_s_per_copy"]
+        assert len(copies) == 2 and all(len(c) == 2 and min(c) > 0 for c in copies)
+        medians = r["median_epoch_s_per_copy"]
+        assert r["spread"] == round(max(medians) / min(medians), 2)
+
+
 @pytest.mark.skipif(
     BACKEND != "torch",
     reason="NumPy-only kernels, no backend involved: checked once, in the torch run "
