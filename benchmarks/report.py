@@ -29,10 +29,11 @@ def _cpu(meta):
     return f"{meta['cpu']} ({meta['vector']})" if meta.get("vector") else meta["cpu"]
 
 
-def _cases(results):
-    """`(results file, its result, case)` for every case of every file."""
+def _cases(results, key="cases"):
+    """`(results file, its result, entry)` for every entry of every file's
+    `result[key]` list."""
     for res in results:
-        for case in res["result"]["cases"]:
+        for case in res["result"][key]:
             yield res, res["result"], case
 
 
@@ -347,17 +348,13 @@ def fit_instances_section(results):
         "| backend | density | model | median epoch s, each copy | spread | epochs s, each copy |",
         "|---|---|---|---|---|---|",
     ]
-    for res in results:
-        r = res["result"]
-        for row in r["rows"]:
-            medians = " / ".join(f"{v:.3f}" for v in row["median_epoch_s_per_copy"])
-            each = "; ".join(
-                " ".join(f"{v:.2f}" for v in copy) for copy in row["epoch_s_per_copy"]
-            )
-            lines.append(
-                f"| {res['meta']['backend']} | {r['density']:g} | {row['case']} | {medians} |"
-                f" x{row['spread']:.2f} | {each} |"
-            )
+    for res, r, row in _cases(results, "rows"):
+        medians = " / ".join(f"{v:.3f}" for v in row["median_epoch_s_per_copy"])
+        each = "; ".join(" ".join(f"{v:.2f}" for v in copy) for copy in row["epoch_s_per_copy"])
+        lines.append(
+            f"| {res['meta']['backend']} | {r['density']:g} | {row['case']} | {medians} |"
+            f" x{row['spread']:.2f} | {each} |"
+        )
     return lines + _env_footer(results)
 
 
@@ -462,16 +459,14 @@ def kernel_thread_step_section(results):
         " on ms (each pair) | off / on | on faster |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for res in results:
-        r = res["result"]
-        for row in r["rows"]:
-            off = " / ".join(f"{t:.2f}" for t in row["off_ms"])
-            on = " / ".join(f"{t:.2f}" for t in row["on_ms"])
-            lines.append(
-                f"| {res['meta']['backend']} | {_cpu(res['meta'])} | `{res['_file']}` |"
-                f" {row['density']} | {off} | {on} | {row['speedup']:.2f} |"
-                f" {row['on_faster_in']} of {len(row['on_ms'])} |"
-            )
+    for res, r, row in _cases(results, "rows"):
+        off = " / ".join(f"{t:.2f}" for t in row["off_ms"])
+        on = " / ".join(f"{t:.2f}" for t in row["on_ms"])
+        lines.append(
+            f"| {res['meta']['backend']} | {_cpu(res['meta'])} | `{res['_file']}` |"
+            f" {row['density']} | {off} | {on} | {row['speedup']:.2f} |"
+            f" {row['on_faster_in']} of {len(row['on_ms'])} |"
+        )
     return (lines if results else lines[:-2]) + _closing(
         results, "load_average_at_start", "at the start of each run"
     )
