@@ -232,7 +232,10 @@ def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
     floor = floors(case, conn.nnz, bandwidth)
 
     def ms(d):
-        return {k: (None if v is None else round(v * 1e3, 3)) for k, v in d.items()}
+        # Six significant digits: a tiny case's floor is below a microsecond,
+        # and rounding to 0.001 ms made it 0 whenever the machine's measured
+        # bandwidth was high (the quick test's floor of 0.0006 ms at 50 GB/s).
+        return {k: (None if v is None else float(f"{v * 1e3:.6g}")) for k, v in d.items()}
 
     return {
         "case": name,
