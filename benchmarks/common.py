@@ -10,9 +10,10 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
+if TYPE_CHECKING:  # Keras (and its backend) load in the functions that use it,
+    import keras  # so parents of benchmark processes stay framework-free.
 
 
 def median_seconds(fn, steps: int, warmup: int) -> float:
@@ -72,6 +73,8 @@ def time_model(model: keras.Model, x: Any, y: Any, steps: int, warmup: int) -> t
     calls, as a device-resident input pipeline would hand them over: the
     times are the model's, not those of copying NumPy arrays per call.
     """
+    import keras
+
     x = keras.ops.convert_to_tensor(x)
     y = keras.ops.convert_to_tensor(y)
     step = median_seconds(lambda: model.train_on_batch(x, y), steps, warmup)
@@ -109,6 +112,8 @@ def peak_rss_mb() -> float:
 
 def environment() -> dict[str, Any]:
     """Machine, backend and library versions, for the results files."""
+    import keras
+
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as framework
@@ -155,11 +160,12 @@ def write_result(out: str | None, result: dict) -> None:
             json.dump(dict(meta=environment(), result=result), fh, indent=1)
 
 
-def child_json(cmd: list[str], what: str) -> Any:
-    """Runs `cmd` (a benchmark's child process) and returns the JSON value
-    on the last line of its output; `RuntimeError` naming `what`, with the
-    end of its stderr, if it failed or printed nothing."""
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def child_json(cmd: list[str], what: str, env: dict[str, str] | None = None) -> Any:
+    """Runs `cmd` (a benchmark's child process, with `env` as its whole
+    environment if given) and returns the JSON value on the last line of
+    its output; `RuntimeError` naming `what`, with the end of its stderr,
+    if it failed or printed nothing."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         raise RuntimeError(

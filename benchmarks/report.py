@@ -240,10 +240,7 @@ def wide_ab_section(results):
             f"| {c['backend']} | {c['version']} | `{c['commit'][:10]}` | {c['implementation']}"
             f" | {c['median_step_ms']:.1f} | {each} | {speed} | {faster} | {rss} |"
         )
-    loads = ", ".join(
-        f"{res['meta']['backend']} {res['result']['load_average_start']}" for res in results
-    )
-    return lines + _env_footer(results) + [f"Load average at the start: {loads}.", ""]
+    return lines + _closing(results, "load_average_at_start", "at the start of each run")
 
 
 def densenet_section(results):
@@ -355,7 +352,7 @@ def fit_instances_section(results):
             f"| {res['meta']['backend']} | {r['density']:g} | {row['case']} | {medians} |"
             f" x{row['spread']:.2f} | {each} |"
         )
-    return lines + _env_footer(results)
+    return lines + _closing(results, "load_average", "at the end of each run")
 
 
 def threads_section(results):

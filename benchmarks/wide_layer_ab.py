@@ -32,19 +32,23 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import child_json  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WIDE = os.path.join(ROOT, "benchmarks", "wide_layer.py")
 
 
+def git(*args: str) -> str:
+    """`git args` in the repository; its standard output."""
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+
+
 def extract(rev: str, into: str) -> tuple[str, str]:
-    """`rev`'s tree under `into`; returns (folder, full commit hash)."""
-    full = subprocess.run(
-        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    """`rev`'s `keras_sparse` under `into`; returns (folder, full commit hash)."""
+    full = git("rev-parse", "--verify", f"{rev}^{{commit}}").strip()
     folder = os.path.join(into, full[:12])
     os.makedirs(folder)
     archive = subprocess.run(
@@ -60,31 +64,16 @@ def extract(rev: str, into: str) -> tuple[str, str]:
 def run_once(
     backend: str, source: str, case: str, steps: int, out: str
 ) -> tuple[dict, dict]:
+    """One `wide_layer.py` process on `backend` with the `keras_sparse` in
+    `source`: (its machine and versions, its result)."""
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=source)
-    cmd = [
-        sys.executable,
-        WIDE,
-        "--case",
-        case,
-        "--impl",
-        "auto",
-        "--steps",
-        str(steps),
-        "--out",
-        out,
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0 or not os.path.exists(out):
-        raise RuntimeError(
-            f"wide_layer.py failed on {backend} with keras_sparse from {source}:\n"
-            + proc.stderr[-3000:]
-        )
-    with open(out) as fh:
-        written = json.load(fh)
-    result = written["result"]
+    cmd = [sys.executable, WIDE, "--case", case, "--impl", "auto",
+           "--steps", str(steps), "--out", out]  # fmt: skip
+    result = child_json(cmd, f"wide_layer.py on {backend} with {source}", env=env)
     if result.get("error"):
         raise RuntimeError(f"{backend}, {source}: {result['error']}")
-    return written["meta"], result
+    with open(out) as fh:  # written by that process, with its meta
+        return json.load(fh)["meta"], result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,23 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     rng = random.Random(args.seed)
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    dirty = bool(
-        subprocess.run(
-            ["git", "status", "--porcelain", "keras_sparse"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    )
-    load = os.getloadavg()[0]
+    head = git("rev-parse", "HEAD").strip()
+    dirty = bool(git("status", "--porcelain", "keras_sparse").strip())
+    load = list(os.getloadavg())
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         versions = {"working tree": ROOT}
@@ -131,7 +106,9 @@ def main(argv: list[str] | None = None) -> None:
                 order = list(versions)
                 rng.shuffle(order)
                 for name in order:
-                    out = os.path.join(tmp, f"{backend}_{pair}.json")
+                    out = os.path.join(
+                        tmp, f"{backend}_{pair}_{order.index(name)}.json"
+                    )
                     meta, r = run_once(
                         backend, versions[name], args.case, args.steps, out
                     )
@@ -175,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
             "case": args.case,
             "pairs": args.pairs,
             "steps": args.steps,
-            "load_average_start": round(load, 2),
+            "load_average_at_start": load,
             "minutes_all_backends": round((time.time() - started) / 60, 1),
             "cases": cases,
         }
