@@ -5,8 +5,9 @@
 
 Not in `run_all.sh`: a check of `sparse_dense_fit.py`'s method. That
 benchmark times models that take turns in one process and reads each
-model's median epoch as its cost. Here every kind of model (`SparseDense`
-`auto`, masked dense, the bias-only floor) is built `--copies` times with
+model's median epoch as its cost. Here every kind of model of that
+benchmark (`sparse_dense_fit.make_models`: `SparseDense` `auto`, masked
+dense, Keras `Dense`, the bias-only floor) is built `--copies` times with
 the same settings (9180 -> 230 -> Dense(1), Adam, MSE, 40 batches of 256 from
 NumPy arrays, one untimed epoch each), then all take `--rounds` turns of
 one epoch in a rotated order. If the epoch depended only on the model,
@@ -22,15 +23,11 @@ import statistics
 import sys
 import time
 
-import keras
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import write_result  # noqa: E402
-from sparse_dense_step import BiasOnly, MaskedDense  # noqa: E402
-
-from keras_sparse import SparseDense  # noqa: E402
-from keras_sparse.connectivity import random_connectivity  # noqa: E402
+from sparse_dense_fit import make_models  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,21 +45,12 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch * args.batches, n_in)).astype(np.float32)
     y = rng.standard_normal((batch * args.batches, 1)).astype(np.float32)
-    conn = random_connectivity(n_in, units, density=args.density, seed=0)
-    kinds = {
-        "sparse_dense[auto]": lambda: SparseDense(units, conn),
-        "masked_dense": lambda: MaskedDense(conn.to_dense()),
-        "fit_floor": lambda: BiasOnly(units),
-    }
     models = {}
-    for kind, make in kinds.items():
-        for copy in range(args.copies):
-            model = keras.Sequential(
-                [keras.Input((n_in,)), make(), keras.layers.Dense(1)]
-            )
-            model.compile(keras.optimizers.Adam(1e-3), "mse")
+    for copy in range(args.copies):  # the fit benchmark's models, built alike
+        for kind, model in make_models(n_in, units, args.density).items():
             model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
             models[(kind, copy)] = model
+    kinds = list(dict.fromkeys(kind for kind, _ in models))
     keys = list(models)
     epochs: dict = {key: [] for key in keys}
     for r in range(args.rounds):

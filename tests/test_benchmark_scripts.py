@@ -166,7 +166,9 @@ def test_fit_instances_times_every_copy(tmp_path):
          "--density", "0.2", "--copies", "2", "--rounds", "2", "--out", str(out)]
     )  # fmt: skip
     rows = json.loads(out.read_text())["result"]["rows"]
-    assert [r["case"] for r in rows] == ["sparse_dense[auto]", "masked_dense", "fit_floor"]
+    assert [r["case"] for r in rows] == [
+        "sparse_dense[auto]", "masked_dense", "keras_dense", "fit_floor"
+    ]  # fmt: skip
     for r in rows:
         copies = r["epoch_s_per_copy"]
         assert len(copies) == 2 and all(len(c) == 2 and min(c) > 0 for c in copies)
