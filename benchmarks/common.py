@@ -29,7 +29,12 @@ def median_seconds(fn, steps: int, warmup: int) -> float:
 
 
 def interleaved_medians(
-    fns: dict, steps: int, warmup: int, rounds: int = 5, turn_warmup: int = 2
+    fns: dict,
+    steps: int,
+    warmup: int,
+    rounds: int = 5,
+    turn_warmup: int = 2,
+    before: Any = None,
 ) -> dict:
     """Median wall time per call of each `fns[name]()`, timed in turns.
 
@@ -42,7 +47,7 @@ def interleaved_medians(
     untimed calls at the start of a turn keep out what switching from
     another model costs (caches, allocator and thread state: up to 2x on
     the next call or two), which a training loop running one model never
-    pays.
+    pays. `before`, if given, is called (untimed) before every timed call.
 
     Returns:
         dict name -> median seconds over all timed calls of that function.
@@ -60,6 +65,8 @@ def interleaved_medians(
             for _ in range(turn_warmup):
                 fn()
             for _ in range(per_round):
+                if before is not None:
+                    before()
                 t0 = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t0)

@@ -14,18 +14,28 @@ three kernels (`spmm` forward, `spmm_t` input gradient, `sddmm` value
 gradient) through `keras_sparse.ops.csr_cpu`:
 
 - `fresh`: called from the main thread before any Keras step ran;
+- `fresh_after_gap`: the same, each call after the calling thread slept
+  `--gap-ms` (2 ms): inside a step every kernel starts a millisecond or
+  more after the previous one (`in_step_gap_ms` records those gaps), and
+  a kernel starting after such a gap is slower without any framework
+  (scratch checks on a 2-core AMD EPYC: after a sleep or a busy wait of
+  the calling thread alike, with one Numba thread or two, libgomp's
+  workers spin-waiting or not);
 - `after_steps`: the same calls after `--steps` Keras training steps of a
   `SparseDense(implementation="csr")` model (the frameworks' thread pools
   and the threads that launched kernels are alive by then);
 - `in_step`: each kernel call timed inside the training steps themselves
-  (a timing wrapper around the NumPy API). On JAX the kernels normally run
-  as XLA FFI custom calls, which Python cannot time: this run switches JAX
-  to its `jax.pure_callback` path, whose calls come from XLA's threads too,
-  and says so in the results (`jax_in_step_path`).
+  (a timing wrapper around the NumPy API). On JAX the kernels run as XLA
+  FFI custom calls, which no Python wrapper sees: their times come from a
+  `jax.profiler` trace of the steps (XLA's own record of each call it
+  runs; `--jax-path callback` times the `jax.pure_callback` path with the
+  wrapper instead, the path the kernel thread applies to). The path is in
+  the results (`jax_in_step_path`).
 
 `region_us` is what one parallel region (an almost empty `prange`, one
 element per thread) costs to start and join: before the steps, from the
-thread that ran each kernel inside the steps, and after them. With
+thread that ran each kernel inside the steps (not on JAX's FFI path:
+XLA's threads run those calls), and after them. With
 `--kernel-thread` the probes and the bandwidth triad are launched through
 the kernel thread too, as the kernels are: launched from the main thread
 they would add the second libgomp team they are meant to detect. Every kernel
@@ -72,6 +82,10 @@ CASES = {
     "wide": dict(n_in=200_000, n_out=20_000, density=0.0005, batch=64),
 }
 QUICK = dict(n_in=300, n_out=20, density=0.05, batch=16)  # `--quick` (tests)
+# The idle gap before each `fresh_after_gap` call: of the order of the
+# gaps between kernel calls inside the reference case's steps (1-3 ms;
+# each run records them as `in_step_gap_ms`).
+GAP_MS = 2.0
 OPS = ("forward", "input_grad", "values_grad")
 
 
@@ -153,8 +167,12 @@ class InStepTimer:
 
     def __init__(self) -> None:
         self.times: dict[str, list[float]] = {op: [] for op in OPS}
-        self.threads: set[int] = set()
+        self.threads: set[str] = set()
         self.regions: list[float] = []
+        # Seconds from the end of one kernel call to the start of the next
+        # (the framework's own work in between, within and across steps).
+        self.gaps: list[float] = []
+        self.last_end: float | None = None
         self.real = {name: getattr(csr_cpu, name) for name in self.NAMES}
 
     def __enter__(self) -> InStepTimer:
@@ -169,15 +187,77 @@ class InStepTimer:
     def _wrap(self, fn, op):
         def timed(*args, **kwargs):
             t0 = time.perf_counter()
+            if self.last_end is not None:
+                self.gaps.append(t0 - self.last_end)
             out = fn(*args, **kwargs)
-            self.times[op].append(time.perf_counter() - t0)
+            self.last_end = time.perf_counter()
+            self.times[op].append(self.last_end - t0)
             # With the kernel thread, it launches every kernel itself.
             self.threads.add(
-                "kernel thread" if _uses_thread() else threading.get_native_id()
+                "kernel thread" if _uses_thread() else str(threading.get_native_id())
             )
             return out
 
         return timed
+
+
+class XlaTimer(InStepTimer):
+    """Times the kernels' XLA FFI custom calls inside JAX's steps while
+    installed, from a `jax.profiler` trace: XLA records every thunk it runs
+    (host tracer level 1; Python tracing off). The model's sparse layer
+    comes first, so each step runs exactly two custom calls, the forward
+    and then (it needs the forward's output) the value gradient."""
+
+    def __enter__(self) -> XlaTimer:
+        import tempfile
+
+        import jax
+
+        self._dir = tempfile.TemporaryDirectory()
+        options = jax.profiler.ProfileOptions()
+        options.python_tracer_level = 0
+        options.host_tracer_level = 1
+        jax.profiler.start_trace(self._dir.name, profiler_options=options)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import glob
+
+        import jax
+
+        jax.profiler.stop_trace()
+        try:
+            (path,) = glob.glob(
+                os.path.join(self._dir.name, "**", "*.xplane.pb"), recursive=True
+            )
+            data = jax.profiler.ProfileData.from_file(path)
+        finally:
+            self._dir.cleanup()
+        runs: dict[int, list[tuple[int, int, str]]] = {}
+        for plane in data.planes:
+            for line in plane.lines:
+                for event in line.events:
+                    if event.name.startswith("ffi_call"):
+                        run = dict(event.stats)["run_id"]
+                        runs.setdefault(run, []).append(
+                            (event.start_ns, event.end_ns, line.name)
+                        )
+        events = []
+        for run, calls in runs.items():
+            if len(calls) != 2:
+                raise RuntimeError(
+                    f"Expected 2 custom calls (forward, value gradient) in each "
+                    f"step, got {len(calls)} in XLA run {run}."
+                )
+            forward, values_grad = sorted(calls)
+            self.times["forward"].append((forward[1] - forward[0]) / 1e9)
+            self.times["values_grad"].append((values_grad[1] - values_grad[0]) / 1e9)
+            events += [forward, values_grad]
+        events.sort()
+        self.gaps = [
+            (b[0] - a[1]) / 1e9 for a, b in zip(events, events[1:], strict=False)
+        ]
+        self.threads = {thread for _, _, thread in events}
 
 
 class RegionProbe(InStepTimer):
@@ -194,9 +274,17 @@ class RegionProbe(InStepTimer):
         return probed
 
 
-def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
+def run_case(
+    name: str, case: dict, steps: int, rounds_calls: int, gap_ms: float = GAP_MS
+) -> dict:
     conn, calls = kernel_calls(case)
     fresh = interleaved_medians(calls, steps=rounds_calls, warmup=3)
+    # The same fresh calls, each after the calling thread slept `gap_ms`:
+    # inside a step a kernel starts milliseconds after the previous one,
+    # its data and cores gone cold by then, with no framework needed.
+    fresh_gap = interleaved_medians(
+        calls, steps=rounds_calls, warmup=3, before=lambda: time.sleep(gap_ms / 1e3)
+    )
     region_fresh = region_us()
 
     model = keras.Sequential(
@@ -217,14 +305,17 @@ def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
     for _ in range(3):
         model.train_on_batch(x, y)
     step_times = []
-    with InStepTimer() as timer:
+    ffi = _ffi_path()
+    with XlaTimer() if ffi else InStepTimer() as timer:
         for _ in range(steps):
             t0 = time.perf_counter()
             model.train_on_batch(x, y)
             step_times.append(time.perf_counter() - t0)
     in_step = {op: statistics.median(t) if t else None for op, t in timer.times.items()}
-    with RegionProbe() as probe:  # separate steps: the probes cost time
-        for _ in range(max(3, steps // 3)):
+    # Separate steps: the probes cost time. XLA's threads run the FFI calls
+    # in place, where no probe can follow them.
+    with RegionProbe() as probe:
+        for _ in range(0 if ffi else max(3, steps // 3)):
             model.train_on_batch(x, y)
     after = interleaved_medians(calls, steps=rounds_calls, warmup=3)
     region_after = region_us()
@@ -243,6 +334,13 @@ def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
         "numba_threading_layer": numba.threading_layer(),
         "nnz": conn.nnz,
         "fresh_ms": ms(fresh),
+        "gap_ms": gap_ms,
+        "fresh_after_gap_ms": ms(fresh_gap),
+        "in_step_gap_ms": {
+            "median": round(statistics.median(timer.gaps) * 1e3, 3),
+            "min": round(min(timer.gaps) * 1e3, 3),
+            "max": round(max(timer.gaps) * 1e3, 3),
+        },
         "after_steps_ms": ms(after),
         "in_step_ms": ms(in_step),
         "in_step_calls": {op: len(t) for op, t in timer.times.items()},
@@ -250,13 +348,22 @@ def run_case(name: str, case: dict, steps: int, rounds_calls: int) -> dict:
         "launching_threads_in_step": len(timer.threads),
         "region_us": {
             "fresh": round(region_fresh, 1),
-            "in_step": round(statistics.median(probe.regions), 1),
+            "in_step": (
+                round(statistics.median(probe.regions), 1) if probe.regions else None
+            ),
             "after_steps": round(region_after, 1),
         },
         "after_over_fresh": {op: round(after[op] / fresh[op], 2) for op in OPS},
         "in_step_over_fresh": {
             op: (None if in_step[op] is None else round(in_step[op] / fresh[op], 2))
             for op in OPS
+        },
+        "in_step_over_fresh_after_gap": {
+            op: (None if in_step[op] is None else round(in_step[op] / fresh_gap[op], 2))
+            for op in OPS
+        },
+        "fresh_after_gap_over_floor": {
+            op: round(fresh_gap[op] / floor[op], 2) for op in OPS
         },
         "bandwidth_gb_s": round(bandwidth / 1e9, 2),
         "floor_ms": ms(floor),
@@ -268,17 +375,33 @@ def _uses_thread() -> bool:
     return csr_cpu.uses_kernel_thread(_PREFER)
 
 
-def _configure(kernel_thread: str) -> str | None:
-    """Kernel thread on, off or the binding's default; on JAX, the callback
-    path (returned)."""
+def _configure(kernel_thread: str, jax_path: str, check: bool = True) -> str | None:
+    """Kernel thread on, off or the binding's default; on JAX, the FFI or
+    the callback path (its description returned). `check`: whether to
+    check now that the FFI path is available (the parent process does; a
+    case's process does not, so that no FFI call precedes its fresh calls)."""
     csr_cpu.set_kernel_thread({"on": True, "off": False}.get(kernel_thread))
     if keras.backend.backend() != "jax":
         return None
     from keras_sparse.ops.backend import jax_ffi
 
-    # Python cannot time the FFI custom calls: time the callback path.
-    jax_ffi._STATE.update(checked=True, ok=False, reason="kernel_threads.py")
-    return "jax.pure_callback (the FFI calls cannot be timed from Python)"
+    if jax_path == "callback":
+        jax_ffi._STATE.update(checked=True, ok=False, reason="kernel_threads.py")
+        return "jax.pure_callback"
+    if check and not jax_ffi.available():
+        raise RuntimeError(
+            f"JAX's FFI path is unavailable here ({jax_ffi.unavailable_reason()}); "
+            "run with --jax-path callback."
+        )
+    return "XLA FFI (timed from a jax.profiler trace)"
+
+
+def _ffi_path() -> bool:
+    if keras.backend.backend() != "jax":
+        return False
+    from keras_sparse.ops.backend import jax_ffi
+
+    return jax_ffi.available()
 
 
 def run_case_in_child(name: str, args: argparse.Namespace) -> dict:
@@ -288,6 +411,7 @@ def run_case_in_child(name: str, args: argparse.Namespace) -> dict:
     cmd = [
         sys.executable, os.path.abspath(__file__), "--child-case", name,
         "--steps", str(args.steps), "--calls", str(args.calls),
+        "--gap-ms", str(args.gap_ms), "--jax-path", args.jax_path,
     ] + ["--kernel-thread", args.kernel_thread]
     return child_json(cmd, f"case {name!r}")
 
@@ -306,18 +430,33 @@ def main(argv: list[str] | None = None) -> None:
         help="launch the kernels from the library's kernel thread: the "
         "binding's default (TensorFlow's uses it), on, or off",
     )
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=GAP_MS,
+        help="idle milliseconds before each `fresh_after_gap` call",
+    )
+    parser.add_argument(
+        "--jax-path",
+        choices=["ffi", "callback"],
+        default="ffi",
+        help="on JAX, the kernels' path: XLA FFI custom calls (the default path, "
+        "timed inside the steps from a jax.profiler trace) or jax.pure_callback "
+        "(timed by a wrapper, and the kernel thread applies)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny case (tests)")
     parser.add_argument("--remark", help="a sentence the report prints under the table")
     parser.add_argument("--child-case", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     if args.child_case:
-        _configure(args.kernel_thread)
+        _configure(args.kernel_thread, args.jax_path, check=False)
         case = QUICK if args.child_case == "quick" else CASES[args.child_case]
-        print(json.dumps(run_case(args.child_case, case, args.steps, args.calls)))
+        result = run_case(args.child_case, case, args.steps, args.calls, args.gap_ms)
+        print(json.dumps(result))
         return
     load = os.getloadavg()
-    jax_path = _configure(args.kernel_thread)
+    jax_path = _configure(args.kernel_thread, args.jax_path)
     if args.quick:
         args.steps, args.calls = 3, 4
     names = ["quick"] if args.quick else args.cases

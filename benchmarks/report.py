@@ -355,6 +355,14 @@ def fit_instances_section(results):
     return lines + _closing(results, "load_average", "at the end of each run")
 
 
+def _backend_path(res):
+    """The backend, and on JAX the kernels' path in the steps timed."""
+    path = res["result"].get("jax_in_step_path") or ""
+    if res["meta"]["backend"] != "jax":
+        return res["meta"]["backend"]
+    return "jax (FFI)" if path.startswith("XLA FFI") else "jax (callback)"
+
+
 def threads_section(results):
     lines = [
         "## Kernels inside a step vs a fresh process, and the memory floor"
@@ -362,8 +370,9 @@ def threads_section(results):
         "",
         "Median ms per call of the compiled kernels (`keras_sparse.ops.csr_cpu`):",
         "`fresh` before any Keras step, `in step` timed inside `train_on_batch`",
-        "(JAX: its `pure_callback` path; the FFI calls cannot be timed from",
-        "Python), `after` from the main thread once the steps ran. The sparse",
+        "(JAX's FFI calls from a `jax.profiler` trace of the steps; `jax",
+        "(callback)`: its `pure_callback` path, timed by a wrapper), `after` from",
+        "the main thread once the steps ran. The sparse",
         "layer is the model's first, so the step has no input gradient. `floor`:",
         "bytes that must move / the machine's triad bandwidth. Target: in step",
         "within 1.2x of fresh; fresh within 2x of the floor (4x on the wide layer).",
@@ -379,11 +388,49 @@ def threads_section(results):
                 ins = case["in_step_ms"][op]
                 ratio = case["in_step_over_fresh"][op]
                 lines.append(
-                    f"| {res['meta']['backend']} | {_cpu(res['meta'])} | {case['case']} |"
+                    f"| {_backend_path(res)} | {_cpu(res['meta'])} | {case['case']} |"
                     f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
                     f" {op} | {case['fresh_ms'][op]:.3f} | {_ms(ins, 'not in step')} |"
                     f" {case['after_steps_ms'][op]:.3f} | {case['floor_ms'][op]:.3f} |"
                     f" {_ms(ratio, '-')} | {case['fresh_over_floor'][op]:.2f} |"
+                )
+    gapped = [
+        (res, case)
+        for res in results
+        for case in res["result"]["cases"]
+        if "fresh_after_gap_ms" in case  # runs before it was measured lack it
+    ]
+    if gapped:
+        lines += [
+            "",
+            "Inside a step a kernel starts a millisecond or more after the previous",
+            "one (`gaps in step`: from the end of one kernel call to the start of the",
+            "next, median and range). `fresh after gap`: the fresh calls again, each",
+            "after the calling thread slept `gap` ms, in the same process before any",
+            "Keras step, so without any framework work around them. `in step / after",
+            "gap` near 1 says a kernel runs inside the step as fast as it runs after",
+            "such an idle gap on its own; `after gap / floor` is the floor ratio of",
+            "a kernel that starts cold.",
+            "",
+            "| backend | cpu | case | kernel thread | cpus | gap ms | gaps in step ms |"
+            " kernel | fresh | fresh after gap | in step | in step / fresh |"
+            " in step / after gap | after gap / floor |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for res, case in gapped:
+            r, g = res["result"], case["in_step_gap_ms"]
+            for op in ("forward", "input_grad", "values_grad"):
+                lines.append(
+                    f"| {_backend_path(res)} | {_cpu(res['meta'])} | {case['case']} |"
+                    f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
+                    f" {case['gap_ms']:g} |"
+                    f" {g['median']:.2f} ({g['min']:.2f}-{g['max']:.2f}) |"
+                    f" {op} | {case['fresh_ms'][op]:.3f} |"
+                    f" {case['fresh_after_gap_ms'][op]:.3f} |"
+                    f" {_ms(case['in_step_ms'][op], 'not in step')} |"
+                    f" {_ms(case['in_step_over_fresh'][op], '-')} |"
+                    f" {_ms(case['in_step_over_fresh_after_gap'][op], '-')} |"
+                    f" {case['fresh_after_gap_over_floor'][op]:.2f} |"
                 )
     probed = [
         (res, case)
@@ -398,7 +445,9 @@ def threads_section(results):
             "join, in microseconds: before the steps, from the thread that ran each",
             "kernel inside them, and after them; and how many host threads launched",
             "kernels inside the steps (libgomp keeps a worker team for each and",
-            "spins only briefly once it manages more threads than cores):",
+            "spins only briefly once it manages more threads than cores). On JAX's",
+            "FFI path XLA's threads run the kernels, where no probe follows them",
+            "(`-`); its launching threads are those XLA's trace shows running them:",
             "",
             "| backend | cpu | case | kernel thread | cpus | region fresh us | in step us |"
             " after us | launching threads |",
@@ -407,9 +456,11 @@ def threads_section(results):
         for res, case in probed:
             r, reg = res["result"], case["region_us"]
             lines.append(
-                f"| {res['meta']['backend']} | {_cpu(res['meta'])} | {case['case']} |"
+                f"| {_backend_path(res)} | {_cpu(res['meta'])} | {case['case']} |"
                 f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
-                f" {reg['fresh']:.1f} | {reg['in_step']:.1f} | {reg['after_steps']:.1f} |"
+                f" {reg['fresh']:.1f} |"
+                f" {'-' if reg['in_step'] is None else format(reg['in_step'], '.1f')} |"
+                f" {reg['after_steps']:.1f} |"
                 f" {case['launching_threads_in_step']} |"
             )
     return (lines if results else lines[:-2]) + _closing(

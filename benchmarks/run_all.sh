@@ -34,9 +34,10 @@ for backend in tensorflow jax torch; do
   $PY benchmarks/wide_layer.py --case 10M --impl auto --out "$R/wide_layer_${backend}_10M_auto.json"
   $PY benchmarks/sparse_dense_fit.py --out "$R/sparse_dense_fit_$backend.json"
   $PY benchmarks/kernel_threads.py --cases ref wide --out "$R/kernel_threads_$backend.json"
-  # The binding's default above; here the other choice of kernel thread.
+  # The binding's default above; here the other choice of kernel thread
+  # (on JAX, on its pure_callback path: its FFI calls never use it).
   other=on; [ "$backend" = tensorflow ] && other=off
-  $PY benchmarks/kernel_threads.py --cases ref --kernel-thread $other \
+  $PY benchmarks/kernel_threads.py --cases ref --kernel-thread $other --jax-path callback \
     --out "$R/kernel_threads_${backend}_kernel_thread_$other.json"
   # JAX's FFI path never uses the kernel thread.
   if [ "$backend" != jax ]; then

@@ -128,18 +128,46 @@ def test_kernel_threads_quick_reports_every_kernel(tmp_path):
     import kernel_threads
 
     out = tmp_path / "k.json"
-    kernel_threads.main(["--quick", "--kernel-thread", "--out", str(out)])
+    kernel_threads.main(
+        ["--quick", "--kernel-thread", "--gap-ms", "0.5", "--out", str(out)]
+    )
     result = json.loads(out.read_text())["result"]
     (case,) = result["cases"]
     assert result["kernel_thread"] is True
+    assert case["gap_ms"] == 0.5
     for op in kernel_threads.OPS:
         assert case["fresh_ms"][op] > 0 and case["floor_ms"][op] > 0
+        assert case["fresh_after_gap_ms"][op] > 0
+    # Gaps between the step's kernel calls, measured around the framework's work.
+    gaps = case["in_step_gap_ms"]
+    assert 0 < gaps["min"] <= gaps["median"] <= gaps["max"]
+    assert case["in_step_over_fresh_after_gap"]["input_grad"] is None
+    assert case["in_step_over_fresh_after_gap"]["forward"] > 0
     # The sparse layer is the model's first: no input gradient in the step.
     assert case["in_step_calls"]["input_grad"] == 0
     assert case["in_step_calls"]["forward"] >= 3
     assert case["in_step_calls"]["values_grad"] >= 3
     assert case["launching_threads_in_step"] >= 1
-    assert all(case["region_us"][k] > 0 for k in ("fresh", "in_step", "after_steps"))
+    assert all(case["region_us"][k] > 0 for k in ("fresh", "after_steps"))
+    if BACKEND == "jax":
+        # JAX's FFI calls, timed from XLA's trace; no probe follows them.
+        assert result["jax_in_step_path"].startswith("XLA FFI")
+        assert case["region_us"]["in_step"] is None
+    else:
+        assert case["region_us"]["in_step"] > 0
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX's callback path")
+def test_kernel_threads_quick_jax_callback_path(tmp_path):
+    import kernel_threads
+
+    out = tmp_path / "k.json"
+    kernel_threads.main(["--quick", "--jax-path", "callback", "--out", str(out)])
+    result = json.loads(out.read_text())["result"]
+    (case,) = result["cases"]
+    assert result["jax_in_step_path"] == "jax.pure_callback"
+    assert case["in_step_calls"]["forward"] >= 3
+    assert case["region_us"]["in_step"] > 0
 
 
 def test_sparse_dense_fit_times_every_model(tmp_path):
