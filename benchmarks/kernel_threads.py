@@ -83,8 +83,9 @@ CASES = {
 }
 QUICK = dict(n_in=300, n_out=20, density=0.05, batch=16)  # `--quick` (tests)
 # The idle gap before each `fresh_after_gap` call: of the order of the
-# gaps between kernel calls inside the reference case's steps (1-3 ms;
-# each run records them as `in_step_gap_ms`).
+# gaps between kernel calls inside the steps (medians 0.2-2.5 ms on a
+# 2-core AMD EPYC, depending on the backend; each run records them as
+# `in_step_gap_ms`).
 GAP_MS = 2.0
 OPS = ("forward", "input_grad", "values_grad")
 
@@ -226,6 +227,9 @@ class XlaTimer(InStepTimer):
         import jax
 
         jax.profiler.stop_trace()
+        if exc[0] is not None:  # the steps failed: their error, not a parse's
+            self._dir.cleanup()
+            return
         try:
             (path,) = glob.glob(
                 os.path.join(self._dir.name, "**", "*.xplane.pb"), recursive=True
