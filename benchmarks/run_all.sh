@@ -33,6 +33,12 @@ for backend in tensorflow jax torch; do
   done
   $PY benchmarks/wide_layer.py --case 10M --impl auto --out "$R/wide_layer_${backend}_10M_auto.json"
   $PY benchmarks/sparse_dense_fit.py --out "$R/sparse_dense_fit_$backend.json"
+  # On TensorFlow, Keras's pipeline for NumPy arrays dominates a fit epoch:
+  # the same models fed three ways, taking turns.
+  if [ "$backend" = tensorflow ]; then
+    $PY benchmarks/sparse_dense_fit.py --data numpy numpy_unshuffled tf_dataset \
+      --rounds 7 --out "$R/sparse_dense_fit_${backend}_data.json"
+  fi
   $PY benchmarks/kernel_threads.py --cases ref wide --out "$R/kernel_threads_$backend.json"
   # The binding's default above; here the other choice of kernel thread
   # (on JAX, on its pure_callback path: its FFI calls never use it).

@@ -8,7 +8,10 @@ Model `Input(9180) -> layer(230) -> Dense(1)`, Adam, MSE, `model.fit` on
 NumPy arrays of 40 batches of 256 (one epoch, `verbose=0`, the backend's
 default jit). For each density the models take turns, one epoch each, for
 `--rounds` rounds after one untimed epoch each (compilation), so foreign
-load falls on all of them alike; the time is the median epoch. "masked_dense"
+load falls on all of them alike; the time is the median epoch. `--data`
+also feeds the arrays with `shuffle=False` or as a cached
+`tf.data.Dataset` of batches (every model and way of feeding then takes
+turns), which shows what Keras's pipeline for NumPy arrays costs. "masked_dense"
 is the peer approach (a full kernel times a 0/1 mask,
 `sparse_dense_step.MaskedDense`); "keras_dense" a plain `Dense`;
 "fit_floor" the same model with only a bias in the layer's place
@@ -52,17 +55,52 @@ def make_models(n_in: int, units: int, density: float) -> dict:
     return models
 
 
-def time_epochs(models: dict, x: np.ndarray, y: np.ndarray, batch: int, rounds: int):
-    for model in models.values():  # compilation and first-call costs
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-    times: dict[str, list[float]] = {name: [] for name in models}
-    names = list(models)
+# How the data reach `fit` (`--data`): the issue's comparison is on NumPy
+# arrays (Keras shuffles them by default); the others show what Keras's
+# array pipeline costs on a backend.
+DATA = {
+    "numpy": "NumPy arrays",
+    "numpy_unshuffled": "NumPy arrays, shuffle=False",
+    "tf_dataset": "a cached tf.data.Dataset of batches",
+}
+
+
+def fit_functions(data: list[str], x: np.ndarray, y: np.ndarray, batch: int) -> dict:
+    """`data` name -> `fn(model)` running one epoch of `fit` on the data
+    given that way."""
+    fns = {}
+    for name in data:
+        if name == "numpy":
+            fns[name] = lambda m: m.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+        elif name == "numpy_unshuffled":
+            fns[name] = lambda m: m.fit(
+                x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False
+            )
+        elif name == "tf_dataset":
+            import tensorflow as tf
+
+            ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
+            fns[name] = lambda m, ds=ds: m.fit(ds, epochs=1, verbose=0)
+        else:
+            raise ValueError(
+                f"Received an invalid value for `data`, expected one of {sorted(DATA)}. "
+                f"Received: data={name!r}"
+            )
+    return fns
+
+
+def time_epochs(models: dict, fits: dict, rounds: int) -> dict:
+    """(model, data) -> median epoch seconds, all pairs taking turns."""
+    pairs = [(name, data) for name in models for data in fits]
+    for name, data in pairs:  # compilation, first-call and cache-filling costs
+        fits[data](models[name])
+    times: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
     for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+        for name, data in pairs[r % len(pairs) :] + pairs[: r % len(pairs)]:
             t0 = time.perf_counter()
-            models[name].fit(x, y, batch_size=batch, epochs=1, verbose=0)
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+            fits[data](models[name])
+            times[(name, data)].append(time.perf_counter() - t0)
+    return {pair: statistics.median(t) for pair, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,6 +111,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--densities", type=float, nargs="+", default=[0.001, 0.01])
     parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        default=["numpy"],
+        choices=list(DATA),
+        help="how the data reach fit; several take turns in one process",
+    )
     parser.add_argument("--out")
     parser.add_argument("--remark", help="a sentence the report prints under the table")
     args = parser.parse_args(argv)
@@ -81,14 +126,16 @@ def main(argv: list[str] | None = None) -> None:
     x = rng.standard_normal((n, args.n_in)).astype(np.float32)
     y = rng.standard_normal((n, 1)).astype(np.float32)
     rows = []
+    fits = fit_functions(args.data, x, y, args.batch)
     for density in args.densities:
         models = make_models(args.n_in, args.units, density)
-        epoch = time_epochs(models, x, y, args.batch, args.rounds)
-        auto = epoch["sparse_dense[auto]"]
-        for name, seconds in epoch.items():
+        epoch = time_epochs(models, fits, args.rounds)
+        for (name, data), seconds in epoch.items():
+            auto = epoch[("sparse_dense[auto]", data)]
             rows.append(
                 dict(
                     density=density,
+                    data=data,
                     case=name,
                     epoch_s=round(seconds, 4),
                     step_ms=round(1e3 * seconds / args.batches, 3),
@@ -107,9 +154,11 @@ def main(argv: list[str] | None = None) -> None:
             command=" ".join(["python"] + sys.argv),
             setting=(
                 f"Input({args.n_in}) -> layer({args.units}) -> Dense(1), Adam, MSE, "
-                f"fit on NumPy arrays: {args.batches} batches of {args.batch}, "
-                f"{args.rounds} alternating epochs per model after one untimed"
+                f"fit on {' / '.join(DATA[d] for d in args.data)}: {args.batches} "
+                f"batches of {args.batch}, {args.rounds} alternating epochs per model "
+                "and data after one untimed"
             ),
+            data=args.data,
             load_average=os.getloadavg(),
             rows=rows,
             **({"remark": args.remark} if args.remark else {}),

@@ -185,6 +185,28 @@ def test_sparse_dense_fit_times_every_model(tmp_path):
     assert all(r["epoch_s"] > 0 for r in rows)
 
 
+def test_sparse_dense_fit_feeds_the_data_every_way(tmp_path):
+    import sparse_dense_fit
+
+    out = tmp_path / "f.json"
+    sparse_dense_fit.main(
+        ["--n-in", "40", "--units", "5", "--batch", "8", "--batches", "2",
+         "--densities", "0.2", "--rounds", "1", "--out", str(out),
+         "--data", "numpy", "numpy_unshuffled", "tf_dataset"]
+    )
+    result = json.loads(out.read_text())["result"]
+    assert result["data"] == ["numpy", "numpy_unshuffled", "tf_dataset"]
+    rows = result["rows"]
+    assert len(rows) == 4 * 3
+    for data in result["data"]:
+        auto = next(
+            r for r in rows if r["data"] == data and r["case"] == "sparse_dense[auto]"
+        )
+        assert auto["speedup_of_auto"] == 1.0 and auto["epoch_s"] > 0
+    with pytest.raises(SystemExit):  # argparse names the choices
+        sparse_dense_fit.main(["--data", "pandas"])
+
+
 def test_fit_instances_times_every_copy(tmp_path):
     import fit_instances
 
