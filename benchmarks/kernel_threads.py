@@ -15,8 +15,9 @@ gradient) through `keras_sparse.ops.csr_cpu`:
 
 - `fresh`: called from the main thread before any Keras step ran;
 - `fresh_after_gap`: the same, each call after the calling thread slept
-  `--gap-ms` (2 ms): inside a step every kernel starts a millisecond or
-  more after the previous one (`in_step_gap_ms` records those gaps), and
+  `--gap-ms` (2 ms): inside a step every kernel starts a fraction of a
+  millisecond to several milliseconds after the previous one
+  (`in_step_gap_ms` records those gaps), and
   a kernel starting after such a gap is slower without any framework
   (scratch checks on a 2-core AMD EPYC: after a sleep or a busy wait of
   the calling thread alike, with one Numba thread or two, libgomp's

@@ -289,13 +289,14 @@ def fit_section(results):
         "at least 4x faster than masked dense at 1 % and 8x at 0.1 %. `floor`:",
         "the same model with only a bias in the layer's place (what `fit` costs",
         "around any product); `ceiling`: masked dense / floor, the speed-up of a",
-        "product that took no time at all. `data`: how the batches reach `fit`",
+        "product that took no time at all. `file`: the results file"
+        " (`sparse_dense_fit_<file>.json`). `data`: how the batches reach `fit`",
         "(`numpy`, the targets' setting: NumPy arrays, shuffled by Keras;",
         "`numpy_unshuffled`: `shuffle=False`; `tf_dataset`: a cached",
         "`tf.data.Dataset` of batches); the ways of one file took turns in one",
-        "process.",
+        "process, and the targets are judged on the `numpy` rows only.",
         "",
-        "| backend | results file | data | density | auto runs | auto epoch s |"
+        "| backend | file | data | density | auto runs | auto epoch s |"
         " masked dense s | Dense s | floor s | masked / auto | ceiling | target |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -316,7 +317,8 @@ def fit_section(results):
             floor_s = f"{floor['epoch_s']:.3f}" if floor else "-"
             ceiling = f"{masked['epoch_s'] / floor['epoch_s']:.2f}" if floor else "-"
             lines.append(
-                f"| {backend} | `{res['_file']}` | {data} | {density:g} |"
+                f"| {backend} | {_short(res['_file'], 'sparse_dense_fit_')} | {data} |"
+                f" {density:g} |"
                 f" {auto['implementation']} |"
                 f" {auto['epoch_s']:.3f} | {masked['epoch_s']:.3f} |"
                 f" {by['keras_dense']['epoch_s']:.3f} | {floor_s} | {ratio:.2f} |"
@@ -324,10 +326,15 @@ def fit_section(results):
                 + (
                     f" {'met' if ratio >= target else 'missed'} ({target}x) |"
                     if data == "numpy"
-                    else " - (not the targets' setting) |"
+                    else " - |"
                 )
             )
     return (lines if results else lines[:-2]) + _closing(results, "load_average", "during the runs")
+
+
+def _short(file_name, prefix):
+    """A results file's name without `prefix` and `.json`."""
+    return file_name.removeprefix(prefix).removesuffix(".json")
 
 
 def _closing(results, load_key, when):
@@ -418,9 +425,10 @@ def threads_section(results):
     if gapped:
         lines += [
             "",
-            "Inside a step a kernel starts a millisecond or more after the previous",
-            "one (`gaps in step`: from the end of one kernel call to the start of the",
-            "next, median and range). `fresh after gap`: the fresh calls again, each",
+            "Inside a step a kernel starts a fraction of a millisecond to several",
+            "milliseconds after the previous one (`gaps in step`: from the end of one",
+            "kernel call to the start of the next, median and range). `fresh after",
+            "gap`: the fresh calls again, each",
             "after the calling thread slept `gap` ms, in the same process before any",
             "Keras step, so without any framework work around them. `in step / after",
             "gap` near 1 says a kernel runs inside the step as fast as it runs after",
