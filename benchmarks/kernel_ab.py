@@ -12,6 +12,9 @@ gradient, `sddmm` value gradient) of both takes turns in a shuffled order
 other tenants of a shared machine falls on both alike. Before timing, the
 two versions' outputs are compared (`max_abs_diff`). Times are medians in
 ms; `speedup` is base / working tree. No Keras backend is involved.
+With `--gap-ms`, each timed call starts after the process slept that long,
+as a kernel starts inside a training step (`kernel_threads.py` measures
+those gaps and what they cost).
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def calls(module: types.ModuleType, plan, x, dy, v, n_in: int, n_out: int) -> di
     }
 
 
-def run_case(name: str, versions: dict, rounds: int) -> dict:
+def run_case(name: str, versions: dict, rounds: int, gap_ms: float = 0.0) -> dict:
     n_in, n_out, density, batch, dtype = CASES[name]
     conn = random_connectivity(n_in, n_out, density=density, seed=0)
     plan = csr_cpu.CSRPlan.from_connectivity(conn)
@@ -92,6 +95,8 @@ def run_case(name: str, versions: dict, rounds: int) -> dict:
         random.Random(r).shuffle(order)
         for key in order:
             fns[key]()  # one untimed call: the switch between kernels
+            if gap_ms:  # as inside a step: the call starts after an idle gap
+                time.sleep(gap_ms / 1e3)
             t0 = time.perf_counter()
             fns[key]()
             times[key].append(time.perf_counter() - t0)
@@ -108,6 +113,7 @@ def run_case(name: str, versions: dict, rounds: int) -> dict:
         "tree_ms": {k: round(ms[("tree", k)], 3) for k in KERNELS},
         "speedup": {k: round(ms[("base", k)] / ms[("tree", k)], 2) for k in KERNELS},
         "max_abs_diff": diff,
+        "gap_ms": gap_ms,
     }
 
 
@@ -122,6 +128,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--rounds", type=int, default=30, help="turns (wide: a quarter)"
+    )
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0.0,
+        help="idle milliseconds before each timed call (as inside a training "
+        "step; kernel_threads.py measures the gaps there)",
     )
     parser.add_argument("--remark", help="a sentence the report prints under the table")
     parser.add_argument("--out")
@@ -144,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for name in args.cases:
         rounds = max(2, args.rounds // 4) if CASES[name][0] > 100_000 else args.rounds
-        results.append(run_case(name, versions, rounds))
+        results.append(run_case(name, versions, rounds, args.gap_ms))
         print(results[-1], flush=True)
     write_result(
         args.out,

@@ -506,7 +506,9 @@ def kernel_ab_section(results):
     for res, r, case in _cases(results):
         for k in ("forward", "input_grad", "values_grad"):
             lines.append(
-                f"| {_cpu(res['meta'])} | {r['base']} | {case['case']} |"
+                f"| {_cpu(res['meta'])} | {r['base']} | {case['case']}"
+                + (f", after {case['gap_ms']:g} ms idle" if case.get("gap_ms") else "")
+                + " |"
                 f" {case['batch']} | {case['dtype']} | {k} | {case['base_ms'][k]:.3f} |"
                 f" {case['tree_ms'][k]:.3f} | x{case['speedup'][k]:.2f} |"
                 f" {case['max_abs_diff'][k]:.3g} |"

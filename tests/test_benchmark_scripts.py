@@ -235,9 +235,13 @@ def test_kernel_ab_compares_a_revision_with_the_working_tree(tmp_path):
     import kernel_ab
 
     out = tmp_path / "ab.json"
-    kernel_ab.main(["--base", "HEAD", "--cases", "quick", "--rounds", "2", "--out", str(out)])
+    kernel_ab.main(
+        ["--base", "HEAD", "--cases", "quick", "--rounds", "2", "--gap-ms", "0.5",
+         "--out", str(out)]
+    )  # fmt: skip
     result = json.loads(out.read_text())["result"]
     (case,) = result["cases"]
+    assert case["gap_ms"] == 0.5
     for kernel in kernel_ab.KERNELS:
         assert case["base_ms"][kernel] > 0 and case["tree_ms"][kernel] > 0
         # Both versions compute the same product (float32 sums may differ
