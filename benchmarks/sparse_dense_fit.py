@@ -83,8 +83,8 @@ def fit_functions(data: list[str], x: np.ndarray, y: np.ndarray, batch: int) -> 
             fns[name] = lambda m, ds=ds: m.fit(ds, epochs=1, verbose=0)
         else:
             raise ValueError(
-                f"Received an invalid value for `data`, expected one of {sorted(DATA)}. "
-                f"Received: data={name!r}"
+                "Received an invalid value for `data`, expected one of "
+                f"{sorted(DATA)}. Received: data={name!r}"
             )
     return fns
 
