@@ -303,13 +303,10 @@ def fit_section(results):
     for res in results:
         backend = res["meta"]["backend"]
         rows = res["result"]["rows"]
-        keys = sorted({(r.get("data", "numpy"), r["density"]) for r in rows})
-        for data, density in keys:
-            by = {
-                r["case"]: r
-                for r in rows
-                if r["density"] == density and r.get("data", "numpy") == data
-            }
+        groups: dict = {}
+        for r in rows:  # files from before `--data` have only NumPy rows
+            groups.setdefault((r.get("data", "numpy"), r["density"]), {})[r["case"]] = r
+        for (data, density), by in sorted(groups.items()):
             auto, masked = by["sparse_dense[auto]"], by["masked_dense"]
             ratio = masked["epoch_s"] / auto["epoch_s"]
             target = 8 if density <= 0.001 else 4
@@ -385,6 +382,16 @@ def _backend_path(res):
     return "jax (FFI)" if path.startswith("XLA FFI") else "jax (callback)"
 
 
+def _threads_row_head(res, case):
+    """The first cells of a kernels-inside-a-step row: backend (and JAX's
+    path), cpu, case, kernel thread, cpus."""
+    r = res["result"]
+    return (
+        f"| {_backend_path(res)} | {_cpu(res['meta'])} | {case['case']} |"
+        f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
+    )
+
+
 def threads_section(results):
     lines = [
         "## Kernels inside a step vs a fresh process, and the memory floor"
@@ -403,25 +410,18 @@ def threads_section(results):
         " floor | in step / fresh | fresh / floor |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for res in results:
-        r = res["result"]
-        for case in r["cases"]:
-            for op in ("forward", "input_grad", "values_grad"):
-                ins = case["in_step_ms"][op]
-                ratio = case["in_step_over_fresh"][op]
-                lines.append(
-                    f"| {_backend_path(res)} | {_cpu(res['meta'])} | {case['case']} |"
-                    f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
-                    f" {op} | {case['fresh_ms'][op]:.3f} | {_ms(ins, 'not in step')} |"
-                    f" {case['after_steps_ms'][op]:.3f} | {case['floor_ms'][op]:.3f} |"
-                    f" {_ms(ratio, '-')} | {case['fresh_over_floor'][op]:.2f} |"
-                )
-    gapped = [
-        (res, case)
-        for res in results
-        for case in res["result"]["cases"]
-        if "fresh_after_gap_ms" in case  # runs before it was measured lack it
-    ]
+    for res, _, case in _cases(results):
+        for op in ("forward", "input_grad", "values_grad"):
+            ins = case["in_step_ms"][op]
+            ratio = case["in_step_over_fresh"][op]
+            lines.append(
+                _threads_row_head(res, case)
+                + f" {op} | {case['fresh_ms'][op]:.3f} | {_ms(ins, 'not in step')} |"
+                f" {case['after_steps_ms'][op]:.3f} | {case['floor_ms'][op]:.3f} |"
+                f" {_ms(ratio, '-')} | {case['fresh_over_floor'][op]:.2f} |"
+            )
+    # Runs before the idle gap was measured lack it.
+    gapped = [(res, c) for res, _, c in _cases(results) if "fresh_after_gap_ms" in c]
     if gapped:
         lines += [
             "",
@@ -441,12 +441,11 @@ def threads_section(results):
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for res, case in gapped:
-            r, g = res["result"], case["in_step_gap_ms"]
+            g = case["in_step_gap_ms"]
             for op in ("forward", "input_grad", "values_grad"):
                 lines.append(
-                    f"| {_backend_path(res)} | {_cpu(res['meta'])} | {case['case']} |"
-                    f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
-                    f" {case['gap_ms']:g} |"
+                    _threads_row_head(res, case)
+                    + f" {case['gap_ms']:g} |"
                     f" {g['median']:.2f} ({g['min']:.2f}-{g['max']:.2f}) |"
                     f" {op} | {case['fresh_ms'][op]:.3f} |"
                     f" {case['fresh_after_gap_ms'][op]:.3f} |"
@@ -455,12 +454,8 @@ def threads_section(results):
                     f" {_ms(case['in_step_over_fresh_after_gap'][op], '-')} |"
                     f" {case['fresh_after_gap_over_floor'][op]:.2f} |"
                 )
-    probed = [
-        (res, case)
-        for res in results
-        for case in res["result"]["cases"]
-        if "region_us" in case  # runs before the probe was added lack it
-    ]
+    # Runs before the probe was added lack it.
+    probed = [(res, c) for res, _, c in _cases(results) if "region_us" in c]
     if probed:
         lines += [
             "",
@@ -477,11 +472,10 @@ def threads_section(results):
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for res, case in probed:
-            r, reg = res["result"], case["region_us"]
+            reg = case["region_us"]
             lines.append(
-                f"| {_backend_path(res)} | {_cpu(res['meta'])} | {case['case']} |"
-                f" {'yes' if r['kernel_thread'] else 'no'} | {r['cpus_allowed']} |"
-                f" {reg['fresh']:.1f} |"
+                _threads_row_head(res, case)
+                + f" {reg['fresh']:.1f} |"
                 f" {'-' if reg['in_step'] is None else format(reg['in_step'], '.1f')} |"
                 f" {reg['after_steps']:.1f} |"
                 f" {case['launching_threads_in_step']} |"
